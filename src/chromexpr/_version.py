@@ -1,0 +1,3 @@
+"""Version of chromexpr (single source of truth)."""
+
+__version__ = "0.1.0"

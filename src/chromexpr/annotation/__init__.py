@@ -1,0 +1,1 @@
+"""Gene annotations -> one TSS per gene (or per transcript)."""

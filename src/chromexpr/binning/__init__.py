@@ -1,0 +1,1 @@
+"""Binning accessibility into TSS-centred windows: numba kernels, signal tracks, the dataset pipeline."""

@@ -1,0 +1,17 @@
+"""Command-line interface: one module per command, all registered on :data:`app`."""
+
+from __future__ import annotations
+
+from chromexpr.cli import bin as _bin  # noqa: F401  (each import registers a command)
+from chromexpr.cli import export as _export  # noqa: F401
+from chromexpr.cli import info as _info  # noqa: F401
+from chromexpr.cli import tss as _tss  # noqa: F401
+from chromexpr.cli._app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,98 @@
+"""The Typer application and the wrapper every command runs its work in.
+
+Commands live one per module in this package; each parses options, calls one library function inside
+:func:`command_context`, and writes outputs. Nothing here imports numba, torch, pyranges or zarr, so
+``chromexpr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+app = typer.Typer(
+    name="chromexpr",
+    help=(
+        "Predict gene expression from chromatin accessibility.\n\n"
+        "Pipeline: tss -> bin -> train -> evaluate -> attribute -> report (demo runs it all)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _set_threads(threads: int | None) -> None:
+    """Cap the threads of numba, BLAS/OpenMP and torch (read when they are first imported)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise typer.BadParameter("--threads must be at least 1")
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "numba" in sys.modules:  # already imported (library use, tests): adjust at run time
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def command_context(*, quiet: bool = False, debug: bool = False, threads: int | None = None) -> Iterator[None]:
+    """Configure logging/threads and turn chromexpr errors into one line on stderr and an exit code.
+
+    Parameters
+    ----------
+    quiet
+        Warnings and errors only; no progress bars.
+    debug
+        Show full tracebacks instead of one-line errors.
+    threads
+        Worker threads for numeric kernels (default: all cores).
+    """
+    from chromexpr import log
+    from chromexpr.errors import ChromexprError
+
+    log.configure(quiet=quiet, debug=debug)
+    _set_threads(threads)
+    try:
+        yield
+    except ChromexprError as exc:
+        if debug:
+            raise
+        typer.echo(f"chromexpr: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        if debug:
+            raise
+        name = exc.filename if exc.filename is not None else ""
+        typer.echo(f"chromexpr: error: {name}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("chromexpr: interrupted; partial outputs were removed", err=True)
+        raise typer.Exit(130) from None
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from chromexpr._version import __version__
+
+        typer.echo(f"chromexpr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Predict gene expression from chromatin accessibility."""

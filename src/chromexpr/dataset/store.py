@@ -1,0 +1,367 @@
+"""Zarr (format 2) store of binned accessibility, readable with ``xarray.open_zarr`` alone.
+
+Layout::
+
+    DATASET.zarr/
+      openness   float32 (gene, sample, bin), chunks (chunk_genes, 1, n_bins), Blosc-compressed
+      gene, gene_name, gene_type, chrom, strand   str (gene)
+      tss        int64 (gene)     0-based position of the TSS base
+      sample, group               str (sample)
+      complete   bool (sample)    True once a sample's values are fully written
+      bin        int64 (bin)      bin index, 0 = farthest upstream
+      bin_offset int64 (bin)      bin start relative to the TSS, in the gene's orientation (bp)
+      .zattrs    format, flank, bin_size, aggregate, chrom_sizes, provenance, per-sample sources
+
+One sample is one column of chunks, so a sample is (re)written without touching the others, and an
+appended sample is marked ``complete`` only after its values are on disk: an interrupted run never
+presents a half-written sample as complete (readers here skip incomplete samples, and
+``chromexpr bin --append`` recomputes them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chromexpr.binning.binner import BinSpec
+from chromexpr.errors import InputError
+
+FORMAT = "chromexpr-dataset"
+FORMAT_VERSION = 1
+DEFAULT_CHUNK_GENES = 256
+_GENE_STR_COLUMNS = ("gene_name", "gene_type", "chrom", "strand")
+
+
+def _compressor() -> Any:
+    import numcodecs
+
+    return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+def _dims(*names: str) -> dict[str, list[str]]:
+    return {"_ARRAY_DIMENSIONS": list(names)}
+
+
+def create_store(
+    path: str | Path,
+    genes: pd.DataFrame,
+    spec: BinSpec,
+    *,
+    attrs: dict[str, Any] | None = None,
+    chunk_genes: int = DEFAULT_CHUNK_GENES,
+) -> None:
+    """Create an empty dataset (no samples yet) at ``path``.
+
+    Parameters
+    ----------
+    path
+        Directory to create (must not exist).
+    genes
+        TSS table: ``name`` (gene id), ``gene_name``, ``gene_type``, ``chrom``, ``start`` (TSS base, 0-based),
+        ``strand``; row order is the dataset's gene order.
+    spec
+        Window geometry.
+    attrs
+        Extra root attributes (provenance, chromosome sizes...).
+    chunk_genes
+        Genes per chunk.
+    """
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w-", zarr_format=2)
+    n_genes = len(genes)
+    chunk = max(1, min(chunk_genes, n_genes))
+    root.create_array(
+        "openness", shape=(n_genes, 0, spec.n_bins), chunks=(chunk, 1, spec.n_bins), dtype="float32",
+        fill_value=0.0, compressors=_compressor(), attributes={**_dims("gene", "sample", "bin"),
+        "long_name": "accessibility per bin", "units": f"{spec.aggregate} signal per bin",
+        "coordinates": "gene_name gene_type chrom tss strand group complete bin_offset"},
+    )
+    gene_chunk = max(1, n_genes)
+    root.create_array("gene", shape=(n_genes,), chunks=(gene_chunk,), dtype=str, fill_value=None,
+                      attributes=_dims("gene"))
+    root["gene"][:] = genes["name"].astype(str).to_numpy()
+    for column in _GENE_STR_COLUMNS:
+        source = genes[column] if column in genes else pd.Series(["unknown"] * n_genes)
+        root.create_array(column, shape=(n_genes,), chunks=(gene_chunk,), dtype=str, fill_value=None,
+                          attributes=_dims("gene"))
+        root[column][:] = source.astype(str).to_numpy()
+    root.create_array("tss", shape=(n_genes,), chunks=(gene_chunk,), dtype="int64", fill_value=None,
+                      attributes=_dims("gene"))
+    root["tss"][:] = genes["start"].to_numpy(dtype=np.int64)
+    for name, dtype in (("sample", str), ("group", str), ("complete", "bool")):
+        root.create_array(name, shape=(0,), chunks=(4096,), dtype=dtype, fill_value=None,
+                          attributes=_dims("sample"))
+    root.create_array("bin", shape=(spec.n_bins,), chunks=(spec.n_bins,), dtype="int64", fill_value=None,
+                      attributes=_dims("bin"))
+    root["bin"][:] = np.arange(spec.n_bins, dtype=np.int64)
+    root.create_array("bin_offset", shape=(spec.n_bins,), chunks=(spec.n_bins,), dtype="int64", fill_value=None,
+                      attributes={**_dims("bin"), "units": "bp from TSS, gene orientation"})
+    root["bin_offset"][:] = spec.bin_offsets()
+    root.attrs.update(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "flank": spec.flank,
+            "bin_size": spec.bin_size,
+            "aggregate": spec.aggregate,
+            "coordinates": "0-based half-open; bin 0 farthest upstream on both strands",
+            "sources": {},
+            **(attrs or {}),
+        }
+    )
+    consolidate(path)
+
+
+def consolidate(path: str | Path) -> None:
+    """Refresh the consolidated metadata (``.zmetadata``) that ``xarray.open_zarr`` reads."""
+    import zarr
+
+    zarr.consolidate_metadata(str(path))
+
+
+def _root(path: str | Path, mode: str = "r+") -> Any:
+    import zarr
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError("dataset not found", path=p)
+    try:
+        # writers must not use the consolidated metadata: it goes stale as soon as an array is resized
+        root = zarr.open_group(str(p), mode=mode, zarr_format=2, use_consolidated=mode == "r")
+    except Exception as exc:  # zarr raises several types for non-stores
+        raise InputError(f"not a chromexpr dataset ({type(exc).__name__})", path=p) from exc
+    if root.attrs.get("format") != FORMAT:
+        raise InputError("not a chromexpr dataset (no 'format' attribute)", path=p)
+    return root
+
+
+def add_samples(path: str | Path, names: Sequence[str], groups: Sequence[str]) -> list[int]:
+    """Append samples (marked incomplete) and return their indices along the sample dimension.
+
+    Existing incomplete samples of the same name are reused, so an interrupted run resumes.
+    """
+    root = _root(path)
+    existing = [str(s) for s in root["sample"][:]]
+    complete = root["complete"][:]
+    indices: list[int] = []
+    new_names: list[str] = []
+    new_groups: list[str] = []
+    for name, group in zip(names, groups, strict=True):
+        if name in existing:
+            i = existing.index(name)
+            if bool(complete[i]):
+                raise InputError(f"sample {name!r} is already in the dataset", path=path,
+                                 fix="use another name, or rebuild the dataset with --force")
+            indices.append(i)
+            root["group"][i] = group
+        else:
+            indices.append(len(existing) + len(new_names))
+            new_names.append(name)
+            new_groups.append(group)
+    if new_names:
+        n_old = len(existing)
+        n_new = n_old + len(new_names)
+        openness = root["openness"]
+        openness.resize((openness.shape[0], n_new, openness.shape[2]))
+        for name, values in (("sample", new_names), ("group", new_groups), ("complete", [False] * len(new_names))):
+            array = root[name]
+            array.resize((n_new,))
+            array[n_old:] = np.asarray(values, dtype=bool if name == "complete" else object)
+    consolidate(path)
+    return indices
+
+
+def write_sample(path: str | Path, index: int, values: np.ndarray) -> None:
+    """Write one sample's ``(n_genes, n_bins)`` float32 values (does not mark it complete)."""
+    root = _root(path)
+    openness = root["openness"]
+    if values.shape != (openness.shape[0], openness.shape[2]):
+        raise ValueError(f"values shape {values.shape} != {(openness.shape[0], openness.shape[2])}")
+    openness[:, index, :] = values.astype(np.float32, copy=False)
+
+
+def mark_complete(path: str | Path, index: int, source: dict[str, Any] | None = None) -> None:
+    """Flag sample ``index`` as fully written and record where it came from."""
+    root = _root(path)
+    root["complete"][index] = True
+    if source is not None:
+        sources = dict(root.attrs.get("sources", {}))
+        sources[str(root["sample"][index])] = source
+        root.attrs["sources"] = sources
+    consolidate(path)
+
+
+def update_attrs(path: str | Path, attrs: dict[str, Any]) -> None:
+    """Merge ``attrs`` into the root attributes."""
+    root = _root(path)
+    root.attrs.update(json.loads(json.dumps(attrs, default=str)))
+    consolidate(path)
+
+
+@dataclass
+class Dataset:
+    """A binned dataset opened for reading. Only complete samples are visible.
+
+    Attributes
+    ----------
+    path
+        Store location.
+    genes
+        One row per gene in store order: ``gene_id, gene_name, gene_type, chrom, tss, strand``.
+    samples
+        Complete samples, in store order.
+    groups
+        Group of each sample in :attr:`samples` (empty string if none).
+    spec
+        Window geometry.
+    attrs
+        Root attributes (provenance, chrom sizes, sources).
+    """
+
+    path: Path
+    genes: pd.DataFrame
+    samples: list[str]
+    groups: list[str]
+    spec: BinSpec
+    attrs: dict[str, Any]
+    _sample_index: np.ndarray
+    _openness: Any
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes."""
+        return len(self.genes)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of complete samples."""
+        return len(self.samples)
+
+    @property
+    def n_bins(self) -> int:
+        """Bins per gene window."""
+        return self.spec.n_bins
+
+    @property
+    def chunk_genes(self) -> int:
+        """Genes per storage chunk (read in multiples of this for speed)."""
+        return int(self._openness.chunks[0])
+
+    def sample_position(self, names: str | Sequence[str]) -> np.ndarray:
+        """Positions (in :attr:`samples`) of sample names; unknown names raise InputError."""
+        wanted = [names] if isinstance(names, str) else list(names)
+        lookup = {s: i for i, s in enumerate(self.samples)}
+        missing = [n for n in wanted if n not in lookup]
+        if missing:
+            raise InputError(
+                f"sample(s) not in the dataset: {', '.join(missing[:5])}",
+                path=self.path,
+                fix=f"available: {', '.join(self.samples[:8])}{' ...' if len(self.samples) > 8 else ''}",
+            )
+        return np.asarray([lookup[n] for n in wanted], dtype=np.int64)
+
+    def read_sample(self, sample: str | int) -> np.ndarray:
+        """All genes x bins of one sample, float32 ``(n_genes, n_bins)``."""
+        position = int(self.sample_position(sample)[0]) if isinstance(sample, str) else int(sample)
+        return np.asarray(self._openness[:, int(self._sample_index[position]), :])
+
+    def read_block(self, genes: slice, samples: Sequence[int] | np.ndarray) -> np.ndarray:
+        """A contiguous gene range x chosen sample positions: float32 ``(n_genes_in_slice, len(samples), n_bins)``."""
+        store_idx = self._sample_index[np.asarray(samples, dtype=np.int64)]
+        if len(store_idx) == 0:
+            return np.empty((len(range(*genes.indices(self.n_genes))), 0, self.n_bins), dtype=np.float32)
+        order = np.argsort(store_idx)
+        block = self._openness.get_orthogonal_selection((genes, store_idx[order], slice(None)))
+        out = np.empty_like(block)
+        out[:, order, :] = block
+        return out
+
+    def read_rows(self, gene_idx: np.ndarray, sample_pos: np.ndarray) -> np.ndarray:
+        """Rows for (gene, sample) pairs: float32 ``(n_pairs, n_bins)``, in the order given.
+
+        Reads whole chunks once each, so batches that are grouped by gene chunk are fast.
+        """
+        gene_idx = np.asarray(gene_idx, dtype=np.int64)
+        sample_pos = np.asarray(sample_pos, dtype=np.int64)
+        out = np.empty((gene_idx.size, self.n_bins), dtype=np.float32)
+        chunk = self.chunk_genes
+        keys = (gene_idx // chunk) * (self.n_samples + 1) + sample_pos
+        for key in np.unique(keys):
+            members = np.flatnonzero(keys == key)
+            c = int(gene_idx[members[0]] // chunk)
+            s = int(self._sample_index[sample_pos[members[0]]])
+            lo = c * chunk
+            block = np.asarray(self._openness[lo : lo + chunk, s, :])
+            out[members] = block[gene_idx[members] - lo]
+        return out
+
+    def iter_gene_blocks(self, samples: Sequence[int] | np.ndarray | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+        """Stream the dataset in chunk-aligned gene blocks: ``(gene slice, (genes, samples, bins) array)``."""
+        positions = np.arange(self.n_samples) if samples is None else np.asarray(samples, dtype=np.int64)
+        chunk = self.chunk_genes
+        for lo in range(0, self.n_genes, chunk):
+            sl = slice(lo, min(lo + chunk, self.n_genes))
+            yield sl, self.read_block(sl, positions)
+
+    def to_xarray(self) -> Any:
+        """The store as an ``xarray.Dataset`` (lazy), restricted to complete samples."""
+        import xarray as xr
+
+        ds = xr.open_zarr(str(self.path))
+        return ds.isel(sample=self._sample_index)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a chromexpr dataset for reading (only complete samples are exposed).
+
+    Raises
+    ------
+    InputError
+        Missing path, or not a chromexpr dataset.
+    """
+    root = _root(path, mode="r")
+    attrs = dict(root.attrs)
+    genes = pd.DataFrame(
+        {
+            "gene_id": _strings(root["gene"]),
+            "gene_name": _strings(root["gene_name"]),
+            "gene_type": _strings(root["gene_type"]),
+            "chrom": _strings(root["chrom"]),
+            "tss": np.asarray(root["tss"][:], dtype=np.int64),
+            "strand": _strings(root["strand"]),
+        }
+    )
+    complete = np.asarray(root["complete"][:], dtype=bool)
+    names = _strings(root["sample"])
+    groups = _strings(root["group"])
+    index = np.flatnonzero(complete)
+    spec = BinSpec(flank=int(attrs["flank"]), bin_size=int(attrs["bin_size"]), aggregate=attrs["aggregate"])
+    return Dataset(
+        path=Path(path),
+        genes=genes,
+        samples=[str(names[i]) for i in index],
+        groups=[str(groups[i]) for i in index],
+        spec=spec,
+        attrs=attrs,
+        _sample_index=index.astype(np.int64),
+        _openness=root["openness"],
+    )
+
+
+def incomplete_samples(path: str | Path) -> list[str]:
+    """Samples present in the store but not marked complete (interrupted writes)."""
+    root = _root(path, mode="r")
+    complete = np.asarray(root["complete"][:], dtype=bool)
+    return [s for s, done in zip(_strings(root["sample"]), complete, strict=True) if not done]
+
+
+def _strings(array: Any) -> list[str]:
+    """A zarr string array as Python strings (zarr may return numpy's StringDType)."""
+    return [str(v) for v in array[:].tolist()]

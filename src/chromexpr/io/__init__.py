@@ -1,0 +1,1 @@
+"""Readers and writers: only these modules touch files."""
