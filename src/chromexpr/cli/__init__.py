@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chromexpr.cli import bin as _bin  # noqa: F401  (each import registers a command)
+from chromexpr.cli import consensus as _consensus  # noqa: F401
 from chromexpr.cli import export as _export  # noqa: F401
 from chromexpr.cli import info as _info  # noqa: F401
 from chromexpr.cli import tss as _tss  # noqa: F401

@@ -79,7 +79,8 @@ def create_store(
     chunk = max(1, min(chunk_genes, n_genes))
     root.create_array(
         "openness", shape=(n_genes, 0, spec.n_bins), chunks=(chunk, 1, spec.n_bins), dtype="float32",
-        fill_value=0.0, compressors=_compressor(), attributes={**_dims("gene", "sample", "bin"),
+        # no fill value: xarray would decode it as _FillValue and turn every 0 bin into NaN
+        fill_value=None, compressors=_compressor(), attributes={**_dims("gene", "sample", "bin"),
         "long_name": "accessibility per bin", "units": f"{spec.aggregate} signal per bin",
         "coordinates": "gene_name gene_type chrom tss strand group complete bin_offset"},
     )
