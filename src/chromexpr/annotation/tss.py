@@ -40,7 +40,8 @@ class TssOptions:
     gene_types
         Keep only these ``gene_type``/``gene_biotype`` values (empty: keep all).
     chroms
-        ``None``: primary assembly (chr1-22, X, Y with or without ``chr``); otherwise the chromosomes to keep.
+        ``None``: primary assembly (chr1-22, X, Y with or without ``chr``); ``()``: all;
+        otherwise the chromosomes to keep.
     id_field
         Which attribute names the output rows.
     keep_version
@@ -68,6 +69,8 @@ def _five_prime(start: np.ndarray, end: np.ndarray, strand: np.ndarray) -> np.nd
 def _filter_chroms(table: pd.DataFrame, chroms: Sequence[str] | None) -> pd.DataFrame:
     if chroms is None:
         mask = table["chrom"].map(is_primary_chrom).astype(bool)
+    elif not chroms:  # empty: every chromosome
+        return table
     else:
         mask = table["chrom"].isin(list(chroms))
     return table[mask.to_numpy()]
@@ -144,7 +147,7 @@ def tss_from_annotation(annotation: pd.DataFrame, options: TssOptions | None = N
             raise InputError(f"no gene of type {', '.join(options.gene_types)} in the annotation")
     table = _filter_chroms(table, options.chroms)
     if table.empty:
-        wanted = "chr1-22,X,Y" if options.chroms is None else ",".join(options.chroms)
+        wanted = "chr1-22,X,Y" if options.chroms is None else ",".join(options.chroms) or "all"
         raise InputError(f"no gene on the requested chromosomes ({wanted})", fix="check --chroms")
     if options.level == "gene":
         rows = table[table["feature"] == "gene"]

@@ -32,6 +32,8 @@ def parse_chroms(value: str | None) -> tuple[str, ...] | None:
     """``None``/``"primary"`` -> primary assembly; ``"all"`` -> empty filter; else a comma list."""
     if value is None or value == "primary":
         return None
+    if value == "all":
+        return ()
     return tuple(c.strip() for c in value.split(",") if c.strip())
 
 
@@ -51,7 +53,9 @@ def tss_command(
     ] = None,
     chroms: Annotated[
         str | None,
-        typer.Option(help="Comma-separated chromosomes to keep; 'primary' = chr1-22,X,Y [default: primary]."),
+        typer.Option(
+            help="Comma-separated chromosomes to keep, 'primary' (chr1-22,X,Y; the default) or 'all'."
+        ),
     ] = None,
     id_field: Annotated[IdChoice, typer.Option("--id", help="Attribute that names each row.")] = IdChoice.gene_id,
     keep_version: Annotated[

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 
 from chromexpr.errors import InputError
-from chromexpr.io.text import first_bad_line, open_text, require_nonempty, strip_compression_suffix
+from chromexpr.io.text import (
+    check_gzip_complete,
+    first_bad_line,
+    open_text,
+    require_nonempty,
+    strip_compression_suffix,
+)
 
 AnnotationFormat = Literal["gtf", "gff3"]
 
@@ -94,6 +100,7 @@ def _read_raw(path: str | Path, fmt: AnnotationFormat) -> pd.DataFrame:
     import pyranges as pr
 
     require_nonempty(path, "annotation")
+    check_gzip_complete(path)  # pyranges reads in chunks and stops quietly at a truncated stream
     try:
         if fmt == "gtf":
             frame = pr.read_gtf(str(path), as_df=True, duplicate_attr=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,11 @@ def _check_line(fields: list[str]) -> str | None:
     except ValueError:
         return f"start/end must be integers, got {fields[1]!r} and {fields[2]!r}"
     try:
-        float(fields[3])
+        value = float(fields[3])
     except ValueError:
         return f"value must be a number, got {fields[3]!r}"
+    if not math.isfinite(value):
+        return f"value must be finite, got {fields[3]!r} (remove or replace NaN/inf values)"
     return None
 
 

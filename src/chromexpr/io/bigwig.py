@@ -17,6 +17,7 @@ Any problem with the file raises :class:`chromexpr.errors.InputError` with a one
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
@@ -193,7 +194,7 @@ class _Block(NamedTuple):
 class _Section(NamedTuple):
     chrom_id: int
     kind: int
-    count: int
+    n_items: int
     data: bytes
     pos: int
     start: int
@@ -273,7 +274,9 @@ class _BigWigFile:
 
     def _read_header(self) -> _Header:
         if self.size == 0:
-            raise InputError("not a bigWig file (file is empty)", path=self.path, fix=_FIX_NOT_BIGWIG)
+            raise InputError(
+                "not a bigWig file (file is empty)", path=self.path, fix=_FIX_NOT_BIGWIG
+            )
         if self.size < _HEADER_SIZE:
             raise InputError(
                 f"not a bigWig file (only {self.size} bytes, shorter than a bigWig header)",
@@ -294,6 +297,11 @@ class _BigWigFile:
                 "not a bigWig file (bad magic number)", path=self.path, fix=_FIX_NOT_BIGWIG
             )
         e = self.endian
+        # Every bigWig writer (UCSC, libBigWig, bigtools) ends the file with the magic number
+        # again; UCSC's bbiFileCheckSigs relies on it to detect truncated files.
+        (end_magic,) = struct.unpack(e + "I", self._read(self.size - 4, 4, "end signature"))
+        if end_magic != BIGWIG_MAGIC:
+            self._corrupt("the file does not end with the bigWig signature")
         (
             _magic,
             version,
@@ -318,7 +326,9 @@ class _BigWigFile:
             if not _HEADER_SIZE <= off < self.size:
                 self._corrupt(f"{name} offset {off} is outside the file of {self.size} bytes")
         # Sections and R-tree items use the same byte order as the header.
-        self._bedgraph_dtype = np.dtype([("start", e + "u4"), ("end", e + "u4"), ("value", e + "f4")])
+        self._bedgraph_dtype = np.dtype(
+            [("start", e + "u4"), ("end", e + "u4"), ("value", e + "f4")]
+        )
         self._varstep_dtype = np.dtype([("start", e + "u4"), ("value", e + "f4")])
         self._fixedstep_dtype = np.dtype(e + "f4")
         self._rtree_leaf_dtype = np.dtype(
@@ -353,8 +363,10 @@ class _BigWigFile:
         if magic != CHROM_TREE_MAGIC:
             self._corrupt(f"bad chromosome tree magic number at offset {offset}")
         if key_size == 0 or val_size != 8:
-            self._corrupt(f"chromosome tree at offset {offset} has key size {key_size} and "
-                          f"value size {val_size}")
+            self._corrupt(
+                f"chromosome tree at offset {offset} has key size {key_size} and "
+                f"value size {val_size}"
+            )
         item_size = key_size + 8
         leaf_fmt = struct.Struct(e + f"{key_size}sII")
         node_fmt = struct.Struct(e + "BBH")
@@ -378,8 +390,9 @@ class _BigWigFile:
                     try:
                         name = key.rstrip(b"\0").decode("ascii")
                     except UnicodeDecodeError:
-                        self._corrupt(f"chromosome name in the tree node at offset {node_offset} "
-                                      "is not ASCII")
+                        self._corrupt(
+                            f"chromosome name in the tree node at offset {node_offset} is not ASCII"
+                        )
                     chroms.append(_Chrom(name, chrom_id, chrom_size))
             else:
                 for _key, child in child_fmt.iter_unpack(body):
@@ -390,9 +403,9 @@ class _BigWigFile:
             self._corrupt(
                 f"chromosome tree holds {len(chroms)} chromosomes, its header says {item_count}"
             )
-        if len({c.chrom_id for c in chroms}) != len(chroms) or len(
-            {c.name for c in chroms}
-        ) != len(chroms):
+        if len({c.chrom_id for c in chroms}) != len(chroms) or len({c.name for c in chroms}) != len(
+            chroms
+        ):
             self._corrupt("chromosome tree has duplicate names or ids")
         return chroms
 
@@ -438,8 +451,10 @@ class _BigWigFile:
                 body = self._read(body_offset, count * _RTREE_LEAF_ITEM_SIZE, "index node")
                 items = np.frombuffer(body, dtype=self._rtree_leaf_dtype)
                 if wanted is not None:
-                    keep = [overlaps(int(a), int(b)) for a, b in
-                            zip(items["start_chrom"], items["end_chrom"], strict=True)]
+                    keep = [
+                        overlaps(int(a), int(b))
+                        for a, b in zip(items["start_chrom"], items["end_chrom"], strict=True)
+                    ]
                     items = items[np.asarray(keep, dtype=bool)]
                 leaves.append(items)
             else:
@@ -508,7 +523,9 @@ class _BigWigFile:
             pos += _SECTION_HEADER_SIZE
             item_size = _ITEM_SIZE.get(kind)
             if item_size is None:
-                self._corrupt(f"block at offset {block.offset} has a section of unknown type {kind}")
+                self._corrupt(
+                    f"block at offset {block.offset} has a section of unknown type {kind}"
+                )
             if pos + count * item_size > n:
                 self._corrupt(f"block at offset {block.offset} ends inside a section")
             if chrom_id not in known:
@@ -550,36 +567,31 @@ class _BigWigFile:
                 sections = [s for secs in run(decode, batch) for s in secs]
                 pieces.append(self._fill(sections, pool if run is not map else None))
                 section_chroms.extend(s.chrom_id for s in sections)
-                section_counts.extend(s.count for s in sections)
+                section_counts.extend(s.n_items for s in sections)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
         names = {c.chrom_id: c.name for c in chrom_table}
-        chrom_sizes = {c.name: c.size for c in chrom_table}
         starts, ends, values = _concat(pieces)
-        ids = np.asarray(section_chroms, dtype=np.int64)
-        counts = np.asarray(section_counts, dtype=np.int64)
-        # Chromosomes in order of first appearance; normally each one's sections are contiguous.
-        _, first = np.unique(ids, return_index=True)
-        order_ids = ids[np.sort(first)]
-        run_starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids
-        if run_starts.size != order_ids.size:
-            # Some chromosome's data are split by another's: gather them, keeping file order.
-            rank = np.empty(int(ids.max()) + 1, dtype=np.int64)
-            rank[order_ids] = np.arange(order_ids.size)
-            item_rank = np.repeat(rank[ids], counts)
-            perm = np.argsort(item_rank, kind="stable")
+        # Chromosomes are listed in order of first appearance in the file.
+        rank_of: dict[int, int] = {}
+        for chrom_id in section_chroms:
+            rank_of.setdefault(chrom_id, len(rank_of))
+        ranks = np.array([rank_of[c] for c in section_chroms], dtype=np.int64)
+        counts = np.array(section_counts, dtype=np.int64)
+        if np.any(np.diff(ranks) < 0):
+            # A chromosome's data are interrupted by another's (no writer does this): gather
+            # each chromosome's intervals, keeping their file order.
+            perm = np.argsort(np.repeat(ranks, counts), kind="stable")
             starts, ends, values = starts[perm], ends[perm], values[perm]
-        per_chrom = np.zeros(order_ids.size, dtype=np.int64)
-        if ids.size:
-            rank_of = {int(c): k for k, c in enumerate(order_ids)}
-            np.add.at(per_chrom, np.array([rank_of[int(c)] for c in ids]), counts)
-        offsets = np.zeros(order_ids.size + 1, dtype=np.int64)
+        per_chrom = np.zeros(len(rank_of), dtype=np.int64)
+        np.add.at(per_chrom, ranks, counts)
+        offsets = np.zeros(len(rank_of) + 1, dtype=np.int64)
         np.cumsum(per_chrom, out=offsets[1:])
         return BigWigIntervals(
-            chrom_sizes=chrom_sizes,
-            chroms=[names[int(c)] for c in order_ids],
+            chrom_sizes={c.name: c.size for c in chrom_table},
+            chroms=[names[c] for c in rank_of],
             offsets=offsets,
             starts=starts,
             ends=ends,
@@ -590,7 +602,7 @@ class _BigWigFile:
         self, sections: Sequence[_Section], pool: ThreadPoolExecutor | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Convert parsed sections into (starts, ends, values) arrays, in section order."""
-        counts = [s.count for s in sections]
+        counts = [s.n_items for s in sections]
         bounds = np.zeros(len(sections) + 1, dtype=np.int64)
         np.cumsum(counts, out=bounds[1:])
         total = int(bounds[-1])
@@ -609,15 +621,16 @@ class _BigWigFile:
             n_chunks = min(len(sections), _n_workers())
             cuts = np.searchsorted(bounds, np.linspace(0, total, n_chunks + 1)[1:-1])
             edges = [0, *(int(c) for c in cuts), len(sections)]
-            for fut in [pool.submit(fill, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]:
+            futures = [pool.submit(fill, a, b) for a, b in itertools.pairwise(edges)]
+            for fut in futures:
                 fut.result()
         return starts, ends, values
 
     def _fill_section(
         self, s: _Section, o: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray
     ) -> None:
-        """Write one section's items into rows ``o:o + s.count`` of the output arrays."""
-        n = s.count
+        """Write one section's items into rows ``o:o + s.n_items`` of the output arrays."""
+        n = s.n_items
         stop = o + n
         if s.kind == _BEDGRAPH:
             rec = np.frombuffer(s.data, dtype=self._bedgraph_dtype, count=n, offset=s.pos)
@@ -630,7 +643,9 @@ class _BigWigFile:
             np.add(starts[o:stop], s.span, out=ends[o:stop])
             values[o:stop] = rec["value"]
         else:
-            values[o:stop] = np.frombuffer(s.data, dtype=self._fixedstep_dtype, count=n, offset=s.pos)
+            values[o:stop] = np.frombuffer(
+                s.data, dtype=self._fixedstep_dtype, count=n, offset=s.pos
+            )
             np.multiply(np.arange(n, dtype=np.int64), s.step, out=starts[o:stop])
             starts[o:stop] += s.start
             np.add(starts[o:stop], s.span, out=ends[o:stop])

@@ -24,7 +24,7 @@ import pandas as pd
 from chromexpr.binning.signal import SignalTrack, track_from_chrom_arrays
 from chromexpr.errors import InputError
 from chromexpr.io.intervals import check_coordinates, split_by_chrom
-from chromexpr.io.text import open_text, require_nonempty
+from chromexpr.io.text import GZIP_ERRORS, corrupt_gzip, open_text, require_nonempty
 
 _REGION_ID = re.compile(r"^(?P<chrom>[^:\s]+)[:_](?P<start>\d+)[-_](?P<end>\d+)$")
 _BAM_SUFFIXES = (".mLb.clN.sorted.bam", ".mRp.clN.sorted.bam", ".sorted.bam", ".bam")
@@ -78,9 +78,7 @@ def _numeric_counts(frame: pd.DataFrame, path: str | Path, first_line: int) -> p
             path=path,
             line=first_line + int(row),
         )
-    if (counts.to_numpy() < 0).any():
-        row, col = np.argwhere(counts.to_numpy() < 0)[0]
-        raise InputError(f"negative count for sample {counts.columns[col]!r}", path=path, line=first_line + int(row))
+    # negative values are kept: normalised matrices (gimmemotifs' relative accessibility) have them
     return counts
 
 
@@ -108,19 +106,40 @@ def _regions_from_ids(ids: pd.Series, path: str | Path, first_line: int) -> pd.D
     )
 
 
-@lru_cache(maxsize=4)
 def read_count_matrix(path: str | Path, regions: str | Path | None = None) -> CountMatrix:
     """Read a consensus-peak count matrix (see the module docstring for the layouts).
+
+    A matrix feeds one sample per column, so reads are cached, keyed by the files' modification time
+    and size (a file changed on disk is read again).
 
     Raises
     ------
     InputError
-        Empty file, unknown layout, non-numeric or negative counts, regions that cannot be placed.
+        Empty file, unknown layout, non-numeric or non-finite values, regions that cannot be placed.
     """
+    return _read_count_matrix(Path(path), _stamp(path), None if regions is None else Path(regions),
+                              None if regions is None else _stamp(regions))
+
+
+def _stamp(path: str | Path) -> tuple[int, int]:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read_count_matrix(
+    path: Path, stamp: tuple[int, int], regions: Path | None, regions_stamp: tuple[int, int] | None
+) -> CountMatrix:
+    del stamp, regions_stamp  # cache keys only
     require_nonempty(path, "count matrix")
     header_line = _header_line_number(path)
     try:
         frame = pd.read_csv(path, sep="\t", comment=None, skiprows=header_line - 1, dtype=str, compression="infer")
+    except GZIP_ERRORS as exc:
+        raise corrupt_gzip(path) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"malformed count matrix: {str(exc).splitlines()[0]}", path=path) from exc
     first_data = header_line + 1
@@ -168,7 +187,7 @@ def read_count_matrix(path: str | Path, regions: str | Path | None = None) -> Co
         raise InputError("no sample columns in the count matrix", path=path)
     table = table.reset_index(drop=True)
     counts = counts.reset_index(drop=True)
-    check_coordinates(table, path)
+    check_coordinates(table, path, header_lines=1)
     return CountMatrix(regions=table, counts=counts)
 
 

@@ -11,27 +11,43 @@ from chromexpr.errors import InputError
 from chromexpr.io.text import line_of_row
 
 
-def _fail(path: str | Path, row: int, message: str, fix: str | None = None) -> InputError:
-    return InputError(message, path=path, line=line_of_row(path, row), fix=fix)
+def _fail(
+    path: str | Path, row: int, message: str, fix: str | None = None, skip: int = 0
+) -> InputError:
+    return InputError(message, path=path, line=line_of_row(path, row + skip), fix=fix)
 
 
-def check_coordinates(frame: pd.DataFrame, path: str | Path, *, chrom_sizes: dict[str, int] | None = None) -> None:
-    """Negative starts, empty/inverted intervals, non-finite values, intervals past a chromosome's end."""
+def check_coordinates(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    chrom_sizes: dict[str, int] | None = None,
+    header_lines: int = 0,
+) -> None:
+    """Negative starts, empty/inverted intervals, non-finite values, intervals past a chromosome's end.
+
+    ``header_lines``: non-comment lines before the first row (a table's header), for line numbers.
+    """
     starts = frame["start"].to_numpy()
     ends = frame["end"].to_numpy()
     bad = np.flatnonzero(starts < 0)
     if bad.size:
-        raise _fail(path, int(bad[0]), f"negative start {starts[bad[0]]}", "coordinates are 0-based, >= 0")
+        fix = "coordinates are 0-based, >= 0"
+        raise _fail(path, int(bad[0]), f"negative start {starts[bad[0]]}", fix, header_lines)
     bad = np.flatnonzero(ends <= starts)
     if bad.size:
         i = int(bad[0])
-        raise _fail(path, i, f"end {ends[i]} is not greater than start {starts[i]}")
+        message = f"end {ends[i]} is not greater than start {starts[i]}"
+        raise _fail(path, i, message, None, header_lines)
     if "value" in frame:
         values = frame["value"].to_numpy()
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             i = int(bad[0])
-            raise _fail(path, i, f"non-finite value {values[i]}", "remove or replace NaN/inf values")
+            raise _fail(
+                path, i, f"non-finite value {values[i]}", "remove or replace NaN/inf values",
+                header_lines,
+            )
     if chrom_sizes:
         size = frame["chrom"].map(chrom_sizes).to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isnan(size) & (ends > size))
@@ -40,7 +56,7 @@ def check_coordinates(frame: pd.DataFrame, path: str | Path, *, chrom_sizes: dic
             raise _fail(
                 path, i,
                 f"interval ends at {ends[i]}, past the end of {frame['chrom'].iloc[i]} ({int(size[i])} bp)",
-                "check that the file and --chrom-sizes use the same assembly",
+                "check that the file and --chrom-sizes use the same assembly", header_lines,
             )
 
 

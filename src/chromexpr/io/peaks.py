@@ -7,6 +7,7 @@ A peak is a signal equal to its value over its bases; overlapping peaks add up. 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -41,9 +42,11 @@ def _checker(value_column: int | None):  # type: ignore[no-untyped-def]
             return f"start/end must be integers, got {fields[1]!r} and {fields[2]!r}"
         if value_column is not None:
             try:
-                float(fields[value_column])
+                value = float(fields[value_column])
             except ValueError:
                 return f"column {value_column + 1} must be a number, got {fields[value_column]!r}"
+            if not math.isfinite(value):
+                return f"column {value_column + 1} must be finite, got {fields[value_column]!r}"
         return None
 
     return check

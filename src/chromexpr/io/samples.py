@@ -158,12 +158,14 @@ def read_sample_sheet(sheet: str | Path, *, regions: Path | None = None) -> list
 
 def check_unique(sources: list[SampleSource], *, sheet: Path | None = None) -> None:
     """Duplicate sample names are an error."""
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     for source in sources:
         if source.name in seen:
+            first = seen[source.name]
+            where = f"{first} and {source.path}" if first != source.path else str(first)
             raise InputError(
-                f"duplicate sample name {source.name!r}",
+                f"duplicate sample name {source.name!r} ({where})",
                 path=sheet,
                 fix="give each sample a unique name (a sample sheet sets names explicitly)",
             )
-        seen.add(source.name)
+        seen[source.name] = source.path

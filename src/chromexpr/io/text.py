@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -13,6 +14,16 @@ if TYPE_CHECKING:
 from chromexpr.errors import InputError
 
 COMMENT_PREFIXES = ("#", "track", "browser")
+
+#: What reading a corrupt or truncated gzip file raises.
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def corrupt_gzip(path: str | Path) -> InputError:
+    """The error for a gzip file that cannot be decompressed to its end."""
+    return InputError(
+        "corrupt or truncated gzip file", path=path, fix="re-compress it, or check the download"
+    )
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -33,6 +44,22 @@ def open_text(path: str | Path) -> IO[str]:
     return p.open("rt", encoding="utf-8", errors="replace")
 
 
+def check_gzip_complete(path: str | Path) -> None:
+    """Decompress a gzip file to its end (discarding the bytes); raise if corrupt or truncated.
+
+    For readers whose parser stops quietly at a truncated stream (pandas' chunked reader, used by
+    pyranges, returns the lines it got).
+    """
+    if not is_gzip(path):
+        return
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 22):
+                pass
+    except GZIP_ERRORS as exc:
+        raise corrupt_gzip(path) from exc
+
+
 def strip_compression_suffix(name: str) -> str:
     """``sample.bedGraph.gz`` -> ``sample.bedGraph``."""
     for suffix in (".gz", ".bgz", ".gzip"):
@@ -43,12 +70,15 @@ def strip_compression_suffix(name: str) -> str:
 
 def data_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for non-empty, non-comment lines (1-based line numbers)."""
-    with open_text(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n\r")
-            if not line.strip() or line.startswith(COMMENT_PREFIXES):
-                continue
-            yield number, line
+    try:
+        with open_text(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                line = raw.rstrip("\n\r")
+                if not line.strip() or line.startswith(COMMENT_PREFIXES):
+                    continue
+                yield number, line
+    except GZIP_ERRORS as exc:
+        raise corrupt_gzip(path) from exc
 
 
 def first_bad_line(
@@ -123,6 +153,8 @@ def read_table(
             engine="c",
             na_filter=False,
         )
+    except GZIP_ERRORS as exc:
+        raise corrupt_gzip(path) from exc
     except (pd.errors.ParserError, ValueError, OverflowError) as exc:
         bad = first_bad_line(path, check)
         if bad is not None:

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from chromexpr.errors import InputError
-from chromexpr.io.text import first_bad_line, open_text, require_nonempty, strip_compression_suffix
+from chromexpr.io.text import (
+    GZIP_ERRORS,
+    corrupt_gzip,
+    first_bad_line,
+    open_text,
+    require_nonempty,
+    strip_compression_suffix,
+)
 from chromexpr.schemas import TSS_COLUMNS
 
 BED_SUFFIXES = (".bed",)
@@ -68,6 +75,8 @@ def read_tss_bed(path: str | Path) -> pd.DataFrame:
             path, sep="\t", header=None, comment="#", dtype=str, keep_default_na=False,
             compression="infer", engine="c",
         )
+    except GZIP_ERRORS as exc:
+        raise corrupt_gzip(path) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         bad = first_bad_line(path, _check_bed6)
         line = bad[0] if bad else None

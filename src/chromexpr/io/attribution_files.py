@@ -1,0 +1,246 @@
+"""Writers of ``chromexpr attribute`` outputs: bigWig tracks, BEDPE, UCSC interact, TSV and JSON.
+
+Coordinates are **0-based, half-open** everywhere (BED, BEDPE, interact and bigWig all use them).
+
+Tracks are written in two steps so that memory and open files stay bounded however many samples
+there are: :class:`TrackParts` appends each sample's (or group's) segments chromosome by chromosome
+to one binary part file per track while attributions stream in, then
+:meth:`TrackParts.write_bigwigs` turns each part file into a bigWig (one chromosome in memory at a
+time) with :class:`BigWigTrackWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chromexpr.errors import InputError
+
+__all__ = [
+    "BigWigTrackWriter",
+    "TrackParts",
+    "safe_file_names",
+    "write_bedpe",
+    "write_interact",
+    "write_json",
+    "write_text",
+    "write_tsv",
+]
+
+#: Zoom levels of written bigWigs (pyBigWig's default maximum).
+MAX_ZOOMS = 10
+
+_SEGMENT = np.dtype([("start", "<i8"), ("end", "<i8"), ("value", "<f4")])
+
+
+class BigWigTrackWriter:
+    """Write a bigWig one chromosome block at a time (pyBigWig), validating every block.
+
+    Blocks must come in header order of chromosomes, each sorted by start, non-overlapping (also
+    across blocks of one chromosome), within ``[0, size)``, with finite values. Zoom levels are
+    computed on close.
+
+    Parameters
+    ----------
+    path
+        Output file (overwritten).
+    chrom_sizes
+        Header: every chromosome with its length, in order.
+
+    Examples
+    --------
+    >>> import tempfile, pyBigWig
+    >>> out = Path(tempfile.mkdtemp()) / "t.bw"
+    >>> with BigWigTrackWriter(out, {"chr1": 100, "chr2": 50}) as w:
+    ...     w.add("chr1", [0, 10], [10, 20], [1.0, -2.0])
+    ...     w.add("chr2", [5], [50], [0.5])
+    >>> bw = pyBigWig.open(str(out)); bw.intervals("chr1"), bw.intervals("chr2"); bw.close()
+    (((0, 10, 1.0), (10, 20, -2.0)), ((5, 50, 0.5),))
+    """
+
+    def __init__(self, path: str | Path, chrom_sizes: Mapping[str, int]) -> None:
+        import pyBigWig
+
+        if not chrom_sizes:
+            raise InputError("bigWig: no chromosome sizes given")
+        self.path = Path(path)
+        self._sizes = {str(c): int(s) for c, s in chrom_sizes.items()}
+        self._order = {c: i for i, c in enumerate(self._sizes)}
+        self._last_chrom = -1
+        self._last_end = 0
+        bw = pyBigWig.open(str(self.path), "w")
+        if bw is None:
+            raise InputError("cannot open for writing", path=self.path)
+        self._bw: Any = bw
+        self._bw.addHeader(list(self._sizes.items()), maxZooms=MAX_ZOOMS)
+
+    def add(
+        self,
+        chrom: str,
+        starts: Sequence[int] | np.ndarray,
+        ends: Sequence[int] | np.ndarray,
+        values: Sequence[float] | np.ndarray,
+    ) -> None:
+        """Append intervals of ``chrom`` (see the class docs for the rules)."""
+        s = np.asarray(starts, dtype=np.int64).reshape(-1)
+        e = np.asarray(ends, dtype=np.int64).reshape(-1)
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not s.shape == e.shape == v.shape:
+            raise InputError(
+                f"bigWig: {s.size} starts, {e.size} ends and {v.size} values differ in length"
+            )
+        if s.size == 0:
+            return
+        if chrom not in self._order:
+            raise InputError(f"bigWig: chromosome {chrom!r} is not in the header", path=self.path)
+        index = self._order[chrom]
+        if index < self._last_chrom:
+            raise InputError(
+                f"bigWig: chromosome {chrom!r} comes after a later one in header order",
+                path=self.path,
+            )
+        if index > self._last_chrom:
+            self._last_chrom, self._last_end = index, 0
+        size = self._sizes[chrom]
+        if (
+            np.any(e <= s)
+            or s[0] < self._last_end
+            or np.any(s[1:] < e[:-1])
+            or e[-1] > size
+            or s[0] < 0
+        ):
+            raise InputError(
+                f"bigWig: intervals on {chrom} are empty, unsorted, overlapping or outside [0, "
+                f"{size})",
+                path=self.path,
+            )
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"bigWig: non-finite value on {chrom}", path=self.path)
+        self._bw.addEntries(
+            [chrom] * s.size, s, ends=e, values=v.astype(np.float32).astype(np.float64)
+        )
+        self._last_end = int(e[-1])
+
+    def close(self) -> None:
+        """Finish the file (writes the index and zoom levels)."""
+        if self._bw is not None:
+            self._bw.close()
+            self._bw = None
+
+    def __enter__(self) -> BigWigTrackWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TrackParts:
+    """Per-track binary part files of segments, appended chromosome by chromosome, then bigWigs.
+
+    Parameters
+    ----------
+    directory
+        Where the part files go (created; remove it when done).
+    n_tracks
+        Number of tracks.
+    chrom_sizes
+        Header of the bigWigs; blocks must be appended in this chromosome order for each track.
+    """
+
+    def __init__(self, directory: Path, n_tracks: int, chrom_sizes: Mapping[str, int]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.chrom_sizes = dict(chrom_sizes)
+        self._blocks: list[list[tuple[str, int]]] = [[] for _ in range(n_tracks)]
+
+    def _path(self, track: int) -> Path:
+        return self.directory / f"{track}.seg"
+
+    def append(
+        self, track: int, chrom: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarray
+    ) -> None:
+        """Append one chromosome block of a track (sorted, non-overlapping segments)."""
+        if starts.size == 0:
+            return
+        rec = np.empty(starts.size, dtype=_SEGMENT)
+        rec["start"], rec["end"], rec["value"] = starts, ends, values
+        with self._path(track).open("ab") as handle:
+            rec.tofile(handle)
+        self._blocks[track].append((chrom, int(starts.size)))
+
+    def write_bigwigs(self, paths: Sequence[Path]) -> None:
+        """Write track ``i`` to ``paths[i]`` and delete its part file."""
+        for track, path in enumerate(paths):
+            part = self._path(track)
+            with BigWigTrackWriter(path, self.chrom_sizes) as writer:
+                if part.exists():
+                    data = np.memmap(part, dtype=_SEGMENT, mode="r")
+                    lo = 0
+                    for chrom, count in self._blocks[track]:
+                        block = data[lo : lo + count]
+                        writer.add(chrom, block["start"], block["end"], block["value"])
+                        lo += count
+                    del data
+            part.unlink(missing_ok=True)
+
+
+def safe_file_names(names: Sequence[str], suffix: str) -> list[str]:
+    """File names for track names: unsafe characters become ``_``, duplicates get ``-2``, ``-3``...
+
+    Examples
+    --------
+    >>> safe_file_names(["B cell", "B/cell", "T"], ".bw")
+    ['B_cell.bw', 'B_cell-2.bw', 'T.bw']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "track"
+        candidate, i = stem, 1
+        while candidate.lower() in seen:
+            i += 1
+            candidate = f"{stem}-{i}"
+        seen.add(candidate.lower())
+        out.append(candidate + suffix)
+    return out
+
+
+def write_tsv(frame: pd.DataFrame, path: Path) -> None:
+    """Tab-separated with a header, no index, missing values as ``NA``."""
+    frame.to_csv(path, sep="\t", index=False, na_rep="NA", float_format="%.6g")
+
+
+def write_bedpe(frame: pd.DataFrame, path: Path) -> None:
+    """BEDPE with a ``#``-prefixed header line (bedtools and IGV skip it)."""
+    with path.open("w") as handle:
+        handle.write("#" + "\t".join(frame.columns) + "\n")
+        frame.to_csv(handle, sep="\t", index=False, header=False, na_rep=".", float_format="%.6g")
+
+
+def write_interact(frame: pd.DataFrame, path: Path, *, track_line: str) -> None:
+    """UCSC interact text: the ``track`` line, then bed5+13 rows without a header."""
+    with path.open("w") as handle:
+        handle.write(track_line + "\n")
+        frame.to_csv(handle, sep="\t", index=False, header=False, float_format="%.6g")
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Indented JSON (non-JSON values written with ``str``)."""
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_text(text: str, path: Path) -> None:
+    """A text file."""
+    path.write_text(text)
