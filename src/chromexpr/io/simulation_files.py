@@ -25,6 +25,7 @@ from chromexpr.errors import InputError
 __all__ = [
     "BAM_SUFFIX",
     "NARROWPEAK_COLUMNS",
+    "make_folders",
     "read_bundled_chrom_sizes",
     "read_bundled_genes",
     "write_bedpe",
@@ -86,6 +87,14 @@ def read_bundled_chrom_sizes() -> dict[str, int]:
             chrom, size = line.split("\t")[:2]
             sizes[chrom] = int(size)
     return sizes
+
+
+def make_folders(root: str | Path, names: Sequence[str]) -> None:
+    """Create ``root`` (which must not exist yet) and the sub-folders ``names`` inside it."""
+    root = Path(root)
+    root.mkdir(parents=True)
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Peak universe and per-sample accessibility: latent openness, called peaks, per-base signal, counts.
+"""Peak universe and per-sample accessibility: openness, called peaks, per-base signal, counts.
 
 All positions are global coordinates on the concatenated axis of
 :func:`chromexpr.simulate.layout.chrom_offsets` unless a name says otherwise; intervals are 0-based,
@@ -86,14 +86,17 @@ def _in_intervals(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
 
 
 def _promoter_peaks(
-    tss_global: np.ndarray, chrom_of_tss: np.ndarray, config: SimulationConfig, rng: np.random.Generator
+    tss_global: np.ndarray,
+    chrom_of_tss: np.ndarray,
+    config: SimulationConfig,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Promoter peaks of TSS clusters.
 
-    Returns ``(cluster_of_tss, start, end, summit)`` where ``cluster_of_tss`` maps each input TSS to its
-    promoter peak (``-1``: its cluster has none). Clusters chain TSSs closer than
-    ``tss_cluster_distance`` on one chromosome; a peak is centred on its cluster's median TSS, and its
-    half-widths are shrunk so that neighbouring promoter peaks keep ``min_gap`` between them.
+    Returns ``(cluster_of_tss, start, end, summit)`` where ``cluster_of_tss`` maps each input TSS to
+    its promoter peak (``-1``: its cluster has none). Clusters chain TSSs closer than
+    ``tss_cluster_distance`` on one chromosome; a peak is centred on its cluster's median TSS, and
+    its half-widths are shrunk so that neighbouring promoter peaks keep ``min_gap`` between them.
     """
     order = np.argsort(tss_global, kind="stable")
     t = tss_global[order]
@@ -106,7 +109,9 @@ def _promoter_peaks(
     center = (t[firsts] + t[lasts]) // 2
     has_peak = rng.random(n_clusters) < config.promoter_fraction
     width = np.clip(
-        rng.lognormal(math.log(config.promoter_width_median), config.promoter_width_sigma, n_clusters),
+        rng.lognormal(
+            math.log(config.promoter_width_median), config.promoter_width_sigma, n_clusters
+        ),
         config.min_width,
         config.max_width,
     )
@@ -127,7 +132,7 @@ def _promoter_peaks(
 
 
 def _greedy_disjoint(start: np.ndarray, end: np.ndarray, gap: int) -> np.ndarray:
-    """Indices kept by a left-to-right sweep that drops intervals closer than ``gap`` to the last kept."""
+    """Indices kept by a left-to-right sweep dropping intervals within ``gap`` of the last kept."""
     keep = np.zeros(start.shape[0], dtype=bool)
     last_end = -(10**18)
     for i in range(start.shape[0]):  # sequential by nature; ~1 µs per peak
@@ -177,9 +182,13 @@ def build_universe(
     offsets = chrom_offsets(chrom_sizes)
     chrom_code = {c: i for i, c in enumerate(chroms)}
     gene_chrom = genes["chrom"].map(chrom_code).to_numpy(dtype=np.int64)
-    tss_global = genes["chrom"].map(offsets).to_numpy(dtype=np.int64) + genes["tss"].to_numpy(np.int64)
+    tss_global = genes["chrom"].map(offsets).to_numpy(dtype=np.int64) + genes["tss"].to_numpy(
+        np.int64
+    )
     starts_of_chrom = np.asarray([offsets[c] for c in chroms], dtype=np.int64)
-    ends_of_chrom = starts_of_chrom + np.asarray([int(chrom_sizes[c]) for c in chroms], dtype=np.int64)
+    ends_of_chrom = starts_of_chrom + np.asarray(
+        [int(chrom_sizes[c]) for c in chroms], dtype=np.int64
+    )
     cluster_of_gene, p_start, p_end, p_summit = _promoter_peaks(tss_global, gene_chrom, config, rng)
     p_chrom = np.searchsorted(starts_of_chrom, p_summit, side="right") - 1
     p_start = np.maximum(p_start, starts_of_chrom[p_chrom])
@@ -188,7 +197,7 @@ def build_universe(
 
     # Distal peaks: half near TSSs (Laplace offsets), half uniform over the territory.
     n_distal = max(n_peaks - n_prom, 0)
-    n_draw = int(math.ceil(n_distal * 1.25)) + 16
+    n_draw = math.ceil(n_distal * 1.25) + 16
     n_near = int(rng.binomial(n_draw, config.near_gene_fraction))
     anchor = tss_global[rng.integers(0, tss_global.shape[0], n_near)]
     near = anchor + np.round(rng.laplace(0.0, config.near_gene_scale, n_near)).astype(np.int64)
@@ -215,7 +224,10 @@ def build_universe(
     d_start, d_end = d_start[ok], d_end[ok]
     # No distal peak within min_gap of a promoter peak.
     pi = np.searchsorted(p_start, d_end + config.min_gap, side="left") - 1
-    near_prom = (pi >= 0) & (p_end[np.maximum(pi, 0)] + config.min_gap > d_start)
+    if n_prom:
+        near_prom = (pi >= 0) & (p_end[np.maximum(pi, 0)] + config.min_gap > d_start)
+    else:
+        near_prom = np.zeros(d_start.shape[0], dtype=bool)
     d_start, d_end = d_start[~near_prom], d_end[~near_prom]
     order = np.argsort(d_start, kind="stable")
     d_start, d_end = d_start[order], d_end[order]
@@ -225,13 +237,19 @@ def build_universe(
     d_start, d_end = d_start[kept], d_end[kept]
     d_width = d_end - d_start
     # Summits: near the centre (triangular offset within the middle half).
-    d_summit = d_start + d_width // 2 + np.round(rng.triangular(-0.25, 0.0, 0.25, d_width.shape[0]) * d_width)
+    d_summit = (
+        d_start
+        + d_width // 2
+        + np.round(rng.triangular(-0.25, 0.0, 0.25, d_width.shape[0]) * d_width)
+    )
     d_summit = np.clip(d_summit.astype(np.int64), d_start, d_end - 1)
 
     start = np.concatenate([p_start, d_start])
     end = np.concatenate([p_end, d_end])
     summit = np.concatenate([p_summit, d_summit])
-    kind = np.concatenate([np.full(n_prom, PROMOTER, np.int8), np.full(d_start.shape[0], DISTAL, np.int8)])
+    kind = np.concatenate(
+        [np.full(n_prom, PROMOTER, np.int8), np.full(d_start.shape[0], DISTAL, np.int8)]
+    )
     order = np.argsort(start, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.shape[0])
@@ -248,7 +266,9 @@ def build_universe(
     cum_p = np.cumsum(config.promoter_components)
     cum_d = np.cumsum(config.distal_components)
     component = np.where(
-        is_prom, np.searchsorted(cum_p[:-1], u, side="right"), np.searchsorted(cum_d[:-1], u, side="right")
+        is_prom,
+        np.searchsorted(cum_p[:-1], u, side="right"),
+        np.searchsorted(cum_d[:-1], u, side="right"),
     ).astype(np.int8)
     on = rng.random((n, n_groups)) < config.group_on_probability
     if n_groups >= 2:  # at least one group on and one off
@@ -258,7 +278,9 @@ def build_universe(
         on[all_on, rng.integers(0, n_groups, int(all_on.sum()))] = False
     else:
         on[:] = True
-    level = np.where(on, 0.0, math.log(config.group_off_level)) + rng.normal(0.0, config.group_sd, (n, n_groups))
+    level = np.where(on, 0.0, math.log(config.group_off_level)) + rng.normal(
+        0.0, config.group_sd, (n, n_groups)
+    )
     level[component != GROUP] = 0.0
 
     chrom_index = np.searchsorted(starts_of_chrom, start, side="right") - 1
@@ -313,7 +335,8 @@ class SampleObservation:
     Attributes
     ----------
     signal : numpy.ndarray
-        ``float64 (n_peaks,)``: observed summit height ``a = o * depth * exp(N(0, measurement_sd))``.
+        ``float64 (n_peaks,)``: observed summit height ``a = o * depth * exp(N(0,
+        measurement_sd))``.
     called : numpy.ndarray
         ``int64 (k,)``: sorted universe indices of the peaks called in this sample.
     start, end, summit : numpy.ndarray
@@ -353,9 +376,9 @@ def observe_sample(
     """Observe one sample: signal with depth and technical noise, called peaks, statistics, counts.
 
     The ``n_called`` peaks with the highest observed signal are called (at most the universe). Their
-    boundaries move by up to ``boundary_jitter`` bp and their summits by up to 10 bp. ``-log10 p`` is
-    a Poisson tail (Chernoff bound) of the expected reads in the peak against the background reads;
-    ``-log10 q`` applies Benjamini-Hochberg over the called peaks.
+    boundaries move by up to ``boundary_jitter`` bp and their summits by up to 10 bp. ``-log10 p``
+    is a Poisson tail (Chernoff bound) of the expected reads in the peak against the background
+    reads; ``-log10 q`` applies Benjamini-Hochberg over the called peaks.
     """
     n = universe.n_peaks
     signal = openness * depth * np.exp(config.measurement_sd * rng.standard_normal(n))
@@ -383,7 +406,9 @@ def observe_sample(
     ranks = np.empty(k, dtype=np.float64)
     ranks[order] = np.arange(1, k + 1)
     q = neg_log10_p - np.log10(max(k, 1) / ranks)
-    q_sorted = np.minimum.accumulate(q[order][::-1])[::-1]  # BH monotonicity
+    # BH: q_(i) = min_{j >= i} p_(j) n / j, i.e. a running maximum of -log10 from the least
+    # significant.
+    q_sorted = np.maximum.accumulate(q[order][::-1])[::-1]
     neg_log10_q = np.empty(k, dtype=np.float64)
     neg_log10_q[order] = q_sorted
     neg_log10_q = np.maximum(neg_log10_q, 0.0)
@@ -401,12 +426,12 @@ def observe_sample(
 
 def peak_shape(
     start: np.ndarray, end: np.ndarray, summit: np.ndarray, height: np.ndarray, *, levels: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-base step shape of peaks: ``levels`` steps rising to the summit and falling back.
 
     Level ``k`` (1..``levels``) has height ``height * k / levels`` and covers the nested interval
-    ``[start + floor((summit - start) (k-1) / levels), end - floor((end - 1 - summit) (k-1) / levels))``;
-    the flattened steps are disjoint.
+    ``[start + floor((summit - start) (k-1) / levels), end - floor((end - 1 - summit) (k-1) /
+    levels))``; the flattened steps are disjoint.
 
     Parameters
     ----------
@@ -419,21 +444,27 @@ def peak_shape(
 
     Returns
     -------
+    rows : numpy.ndarray
+        ``int64 (m,)``: the peak (row of the inputs) of each interval.
     starts, ends, values : numpy.ndarray
-        Disjoint intervals sorted by start when the peaks are (at most ``2 * levels - 1`` per peak;
-        empty steps dropped).
+        ``(m,)``: disjoint intervals, sorted by start when the peaks are (at most ``2 * levels - 1``
+        per peak; empty steps dropped).
 
     Examples
     --------
-    >>> s, e, v = peak_shape(np.array([0]), np.array([8]), np.array([4]), np.array([4.0]), levels=2)
-    >>> s.tolist(), e.tolist(), v.tolist()
-    ([0, 2, 6], [2, 6, 8], [2.0, 4.0, 2.0])
+    >>> one = np.array([0]), np.array([8]), np.array([4]), np.array([4.0])
+    >>> r, s, e, v = peak_shape(*one, levels=2)
+    >>> r.tolist(), s.tolist(), e.tolist(), v.tolist()
+    ([0, 0, 0], [0, 2, 7], [2, 7, 8], [2.0, 4.0, 2.0])
     """
     k = np.arange(levels, dtype=np.int64)  # level - 1
-    left = start[:, None] + ((summit - start)[:, None] * k[None, :]) // levels  # (n, levels), rising
+    left = (
+        start[:, None] + ((summit - start)[:, None] * k[None, :]) // levels
+    )  # (n, levels), rising
     right = end[:, None] - ((end - 1 - summit)[:, None] * k[None, :]) // levels  # falling
     frac = (k + 1) / levels
-    # Left steps [left_k, left_{k+1}) at level k+1 for k < levels-1, centre [left_L, right_L), right steps.
+    # Left steps [left_k, left_{k+1}) at level k+1 for k < levels-1, centre [left_L, right_L), right
+    # steps.
     l_s, l_e = left[:, :-1], left[:, 1:]
     c_s, c_e = left[:, -1:], right[:, -1:]
     r_s, r_e = right[:, 1:][:, ::-1], right[:, :-1][:, ::-1]
@@ -441,4 +472,5 @@ def peak_shape(
     ends = np.concatenate([l_e, c_e, r_e], axis=1)
     vals = np.concatenate([frac[:-1], frac[-1:], frac[:-1][::-1]])[None, :] * height[:, None]
     keep = ends > starts
-    return starts[keep], ends[keep], vals[keep]
+    rows = np.broadcast_to(np.arange(start.shape[0], dtype=np.int64)[:, None], keep.shape)
+    return rows[keep], starts[keep], ends[keep], vals[keep]

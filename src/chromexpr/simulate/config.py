@@ -1,7 +1,7 @@
 """Every parameter of the simulator, in one frozen dataclass that round-trips through JSON.
 
-The generative model these parameters drive is stated in ``docs/simulation.md``; the attribute docs below
-name the symbol each parameter has there.
+The generative model these parameters drive is stated in ``docs/simulation.md``; the attribute docs
+below name the symbol each parameter has there.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ class SimulationConfig:
     n_no_expression
         Samples with accessibility only: their expression is written to ``truth/`` only.
     peaks_per_sample
-        Target number of called peaks per sample (``K``); ``None``: ``peak_density_per_mb`` times the
-        simulated territory.
+        Target number of called peaks per sample (``K``); ``None``: ``peak_density_per_mb`` times
+        the simulated territory.
     seed
         Random seed; the same seed gives byte-identical outputs (except the provenance time stamp).
     annotation
@@ -82,8 +82,8 @@ class SimulationConfig:
     min_gap
         Minimum distance between two peaks of the universe (bp).
     near_gene_fraction, near_gene_scale
-        Fraction of distal peaks placed at a Laplace(``near_gene_scale``) offset from a random TSS (the
-        rest are uniform over the territory), so peak density follows gene density.
+        Fraction of distal peaks placed at a Laplace(``near_gene_scale``) offset from a random TSS
+        (the rest are uniform over the territory), so peak density follows gene density.
     promoter_strength_median, promoter_strength_sigma, distal_strength_median, distal_strength_sigma
         Log-normal peak strengths ``s_p`` (signal units).
     promoter_components, distal_components
@@ -91,8 +91,8 @@ class SimulationConfig:
     shared_sd
         Log-scale sd of a shared peak across samples.
     group_on_probability, group_off_level, group_sd, within_group_sd
-        Group-specific peaks are on in each group with this probability (at least one group on and one
-        off); off groups scale the peak by ``group_off_level``; per-group log-levels get N(0,
+        Group-specific peaks are on in each group with this probability (at least one group on and
+        one off); off groups scale the peak by ``group_off_level``; per-group log-levels get N(0,
         ``group_sd``) jitter, samples N(0, ``within_group_sd``) around their group's level.
     sample_sd
         Log-scale sd of a sample-specific peak.
@@ -123,10 +123,11 @@ class SimulationConfig:
         Log-normal ``|beta|`` (log2 expression per unit of ``log1p`` openness).
     promoter_weight_median, promoter_weight_sigma
         Log-normal promoter weight ``w_g``.
-    baseline_mean, baseline_sd
-        Normal baseline ``b_g`` (log2 scale).
-    silent_fraction, silent_baseline
-        Fraction of genes with baseline ``silent_baseline`` (not expressed anywhere).
+    reference_mean, reference_sd
+        Normal reference level ``r_g`` (log2 scale): the noise-free ``y`` of a gene whose elements
+        all sit at their strength; the intercept ``b_g`` is derived from it.
+    silent_fraction, silent_level
+        Fraction of genes with reference level ``silent_level`` (not expressed anywhere).
     noise_sd_median, noise_sd_sigma
         Log-normal per-gene noise sd ``sigma_g`` (log2 scale).
     outlier_noise_sd
@@ -169,10 +170,10 @@ class SimulationConfig:
     distal_components: tuple[float, float, float] = (0.40, 0.45, 0.15)
     shared_sd: float = 0.2
     group_on_probability: float = 0.4
-    group_off_level: float = 0.08
+    group_off_level: float = 0.1
     group_sd: float = 0.3
     within_group_sd: float = 0.25
-    sample_sd: float = 1.0
+    sample_sd: float = 0.8
     measurement_sd: float = 0.15
     depth_sd: float = 0.3
     peak_count_depth_exponent: float = 0.5
@@ -183,18 +184,18 @@ class SimulationConfig:
     background_reads_per_bp: float = 0.01
 
     links_per_gene: float = 2.0
-    link_selection_scale: float = 50_000.0
+    link_selection_scale: float = 30_000.0
     link_decay: float = 100_000.0
     negative_fraction: float = 0.2
-    effect_median: float = 1.5
-    effect_sigma: float = 0.4
+    effect_median: float = 1.0
+    effect_sigma: float = 0.3
     promoter_weight_median: float = 1.0
-    promoter_weight_sigma: float = 0.4
-    baseline_mean: float = 0.0
-    baseline_sd: float = 1.5
+    promoter_weight_sigma: float = 0.3
+    reference_mean: float = 4.0
+    reference_sd: float = 1.5
     silent_fraction: float = 0.05
-    silent_baseline: float = -10.0
-    noise_sd_median: float = 0.35
+    silent_level: float = -10.0
+    noise_sd_median: float = 0.25
     noise_sd_sigma: float = 0.35
     outlier_noise_sd: float = 0.5
 
@@ -243,9 +244,11 @@ class SimulationConfig:
             need(0.0 <= value <= 1.0, f"{name} must be in [0, 1] (got {value})")
         for name in ("promoter_components", "distal_components"):
             probs = getattr(self, name)
+            sums_to_one = math.isclose(sum(probs), 1.0, abs_tol=1e-9)
             need(
-                len(probs) == 3 and min(probs) >= 0 and math.isclose(sum(probs), 1.0, abs_tol=1e-9),
-                f"{name} must be 3 probabilities (shared, group, sample) summing to 1 (got {probs})",
+                len(probs) == 3 and min(probs) >= 0 and sums_to_one,
+                f"{name} must be 3 probabilities (shared, group, sample) summing to 1 "
+                f"(got {probs})",
             )
         need(0 < self.min_width <= self.max_width, "need 0 < min_width <= max_width")
         need(self.min_gap >= 2, "min_gap must be at least 2 bp")
@@ -284,7 +287,7 @@ class SimulationConfig:
             "depth_sd",
             "effect_sigma",
             "promoter_weight_sigma",
-            "baseline_sd",
+            "reference_sd",
             "noise_sd_sigma",
             "outlier_noise_sd",
             "links_per_gene",

@@ -1,7 +1,7 @@
-"""Gene layout: which genes are simulated, where their regulatory windows lie, and their gene models.
+"""Gene layout: which genes are simulated, where their windows lie, and their gene models.
 
-Coordinates are 0-based, half-open; a gene's TSS is the 0-based position of its 5' base (``start`` on
-``+``, ``end - 1`` on ``-``).
+Coordinates are 0-based, half-open; a gene's TSS is the 0-based position of its 5' base (``start``
+on ``+``, ``end - 1`` on ``-``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ MODEL_COLUMNS = [
     "canonical",
 ]
 
-#: Fewest chromosomes a subset of at least this many genes spans (so chromosome splits are possible).
+#: Fewest chromosomes a subset of at least this many genes spans (so chromosome splits are
+# possible).
 MIN_CHROMS_FOR_SPLITS = 3
 SPLIT_GENES = 300
 
 
 def order_genes(genes: pd.DataFrame, chrom_order: list[str]) -> pd.DataFrame:
-    """Sort a layout table by chromosome (in ``chrom_order``), TSS and gene id; drop other chromosomes."""
+    """Sort a layout by chromosome (``chrom_order``), TSS and id; drop other chromosomes."""
     rank = {c: i for i, c in enumerate(chrom_order)}
     out = genes[genes["chrom"].isin(rank)].copy()
     out["_rank"] = out["chrom"].map(rank)
@@ -47,7 +48,7 @@ def order_genes(genes: pd.DataFrame, chrom_order: list[str]) -> pd.DataFrame:
 
 
 def _quotas(counts: np.ndarray, n: int) -> np.ndarray:
-    """Split ``n`` over chromosomes proportionally to ``counts`` (largest remainders), capped at counts."""
+    """Split ``n`` proportionally to ``counts`` (largest remainders), capped at ``counts``."""
     share = n * counts / counts.sum()
     quota = np.minimum(np.floor(share).astype(np.int64), counts)
     while quota.sum() < n:
@@ -73,22 +74,23 @@ def select_genes(
     n_genes
         Genes wanted (at most ``len(genes)``).
     genes_per_segment
-        About this many genes per chromosome segment; a subset of at least 300 genes spans at least 3
-        chromosomes (when the layout has them), so chromosome-wise splits are possible.
+        About this many genes per chromosome segment; a subset of at least 300 genes spans at least
+        3 chromosomes (when the layout has them), so chromosome-wise splits are possible.
     rng
         Random stream choosing the chromosomes (weighted by their gene counts) and segment offsets.
 
     Returns
     -------
     pandas.DataFrame
-        The chosen rows, in the input order. Each chosen chromosome contributes one run of consecutive
-        genes, its length proportional to the chromosome's gene count (whole chromosomes when
-        ``n_genes`` approaches the layout size).
+        The chosen rows, in the input order. Each chosen chromosome contributes one run of
+        consecutive genes, its length proportional to the chromosome's gene count (whole chromosomes
+        when ``n_genes`` approaches the layout size).
     """
     total = len(genes)
     if n_genes > total:
         raise InputError(
-            f"--genes {n_genes} exceeds the {total} genes of the layout", fix=f"use --genes {total} or fewer"
+            f"--genes {n_genes} exceeds the {total} genes of the layout",
+            fix=f"use --genes {total} or fewer",
         )
     if n_genes == total:
         return genes.reset_index(drop=True)
@@ -173,8 +175,8 @@ def territory(
 def genes_from_tss_table(tss: pd.DataFrame) -> pd.DataFrame:
     """Layout table from the output of :func:`chromexpr.annotation.tss.load_tss`.
 
-    ``name`` (or ``gene_id`` when present) becomes ``gene_id``; a missing ``gene_name`` falls back to
-    the id; a strand other than ``-`` is read as ``+``. Duplicate ids keep their first row.
+    ``name`` (or ``gene_id`` when present) becomes ``gene_id``; a missing ``gene_name`` falls back
+    to the id; a strand other than ``-`` is read as ``+``. Duplicate ids keep their first row.
     """
     ids = tss["gene_id"] if "gene_id" in tss.columns else tss["name"]
     names = tss["gene_name"] if "gene_name" in tss.columns else ids
@@ -197,19 +199,23 @@ def _exon_structure(
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]] | None]:
     """Exons of a canonical and (sometimes) an alternative transcript, in transcript coordinates.
 
-    Coordinates run from the TSS (0) downstream to ``length``; intervals are half-open. The alternative
-    transcript starts at the same TSS, skips one internal exon and ends at an earlier exon.
+    Coordinates run from the TSS (0) downstream to ``length``; intervals are half-open. The
+    alternative transcript starts at the same TSS, skips one internal exon and ends at an earlier
+    exon.
     """
     n_exons = int(min(1 + rng.poisson(min(3.0 + length / 8_000.0, 25.0)), 60))
     n_exons = max(1, min(n_exons, length // 200))
     if n_exons == 1:
         return [(0, length)], None
-    cuts = np.sort(rng.choice(np.arange(1, length // 100), size=n_exons - 1, replace=False)) * 100
+    slots = length // 100 - 1  # cut points at multiples of 100 bp inside the gene
+    cuts = (np.sort(rng.choice(slots, size=n_exons - 1, replace=False, shuffle=False)) + 1) * 100
     bounds = np.concatenate([[0], cuts, [length]])
     exons: list[tuple[int, int]] = []
     for i in range(n_exons):
         seg_lo, seg_hi = int(bounds[i]), int(bounds[i + 1])
-        size = int(np.clip(rng.lognormal(math.log(150 if 0 < i < n_exons - 1 else 400), 0.5), 50, 3000))
+        size = int(
+            np.clip(rng.lognormal(math.log(150 if 0 < i < n_exons - 1 else 400), 0.5), 50, 3000)
+        )
         size = max(1, min(size, (seg_hi - seg_lo) // 2))
         if i == n_exons - 1:  # the last exon ends at the gene's 3' end
             exons.append((seg_hi - size, seg_hi))
@@ -234,22 +240,24 @@ def gene_models(
     """GENCODE-like gene, transcript and exon features for each gene of the layout.
 
     Each gene gets a log-normal body length (clipped to its chromosome), one canonical transcript
-    spanning the gene (ids ``ENST`` + the gene's number times 10, tagged ``Ensembl_canonical``) and, for
-    some multi-exon genes, an alternative transcript from the same TSS. Every transcript starts at the
-    layout's TSS, so a TSS derived from the GTF equals the layout's.
+    spanning the gene (ids ``ENST`` + the gene's number times 10, tagged ``Ensembl_canonical``) and,
+    for some multi-exon genes, an alternative transcript from the same TSS. Every transcript starts
+    at the layout's TSS, so a TSS derived from the GTF equals the layout's.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`MODEL_COLUMNS`; ``start``/``end`` 0-based, half-open; rows grouped by gene (gene, then
-        each transcript followed by its exons in transcript order), genes in layout order.
+        :data:`MODEL_COLUMNS`; ``start``/``end`` 0-based, half-open; rows grouped by gene (gene,
+        then each transcript followed by its exons in transcript order), genes in layout order.
     """
     records: list[tuple[object, ...]] = []
     for number, row in enumerate(genes.itertuples(index=False)):
         chrom, tss, strand = str(row.chrom), int(row.tss), str(row.strand)
         size = int(chrom_sizes[chrom])
         room = size - tss if strand == "+" else tss + 1
-        length = int(np.clip(rng.lognormal(math.log(length_median), length_sigma), 1_000, 2_000_000))
+        length = int(
+            np.clip(rng.lognormal(math.log(length_median), length_sigma), 1_000, 2_000_000)
+        )
         length = max(1, min(length, room))
         canonical, alternative = _exon_structure(length, rng)
 
@@ -269,11 +277,35 @@ def gene_models(
             t_lo, t_hi = genomic(exons[0][0], exons[-1][1])
             is_canonical = k == 0
             records.append(
-                (chrom, t_lo, t_hi, strand, "transcript", gene_id, tx_id, gene_name, tx_name, 0, is_canonical)
+                (
+                    chrom,
+                    t_lo,
+                    t_hi,
+                    strand,
+                    "transcript",
+                    gene_id,
+                    tx_id,
+                    gene_name,
+                    tx_name,
+                    0,
+                    is_canonical,
+                )
             )
             for e, (lo, hi) in enumerate(exons, start=1):
                 e_lo, e_hi = genomic(lo, hi)
                 records.append(
-                    (chrom, e_lo, e_hi, strand, "exon", gene_id, tx_id, gene_name, tx_name, e, is_canonical)
+                    (
+                        chrom,
+                        e_lo,
+                        e_hi,
+                        strand,
+                        "exon",
+                        gene_id,
+                        tx_id,
+                        gene_name,
+                        tx_name,
+                        e,
+                        is_canonical,
+                    )
                 )
     return pd.DataFrame.from_records(records, columns=MODEL_COLUMNS)

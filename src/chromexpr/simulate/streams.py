@@ -1,8 +1,8 @@
 """Independent random streams, one per stage (and per sample), all derived from the seed.
 
-Each stage draws from its own :class:`numpy.random.Generator` keyed by ``(seed, stage, index)``, so adding
-draws to one stage never shifts another, and a sample's draws do not depend on the order in which samples
-are processed.
+Each stage draws from its own :class:`numpy.random.Generator` keyed by ``(seed, stage, index)``, so
+adding draws to one stage never shifts another, and a sample's draws do not depend on the order in
+which samples are processed.
 """
 
 from __future__ import annotations
