@@ -41,6 +41,7 @@ def tests(session: nox.Session) -> None:
     """Unit, property and end-to-end tests (peers: deepTools, scikit-learn, bedtools, pyBigWig)."""
     _ensure_bedtools(session)
     _install(session, "test")
+    session.install("snakemake>=8,<10")  # for the workflow/Snakefile end-to-end test
     session.run("pytest", "-q", "-n", "2", "--durations=15", *session.posargs)
 
 

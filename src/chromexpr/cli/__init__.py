@@ -6,6 +6,7 @@ from chromexpr.cli import bin as _bin  # noqa: F401  (each import registers a co
 from chromexpr.cli import consensus as _consensus  # noqa: F401
 from chromexpr.cli import export as _export  # noqa: F401
 from chromexpr.cli import info as _info  # noqa: F401
+from chromexpr.cli import merge as _merge  # noqa: F401
 from chromexpr.cli import simulate as _simulate  # noqa: F401
 from chromexpr.cli import tss as _tss  # noqa: F401
 from chromexpr.cli._app import app
