@@ -1,0 +1,505 @@
+"""``chromexpr attribute``: attributions of a model over a dataset, as genome-browser tracks.
+
+Streaming order: chromosome by chromosome (in chromosome-size order), the chosen samples in batches
+of ``batch_size`` (gene, sample) rows. Memory is bounded by one chromosome's genes x bins (a few
+accumulators) plus one batch; tracks go to per-track part files first and become bigWigs at the end,
+so neither memory nor the number of open files grows with the number of samples.
+
+Output directory (written atomically)::
+
+    attribution.json   options, combine rule, provenance, file list
+    tracks/*.bw        one bigWig per sample (or per group with per_group=True) + tracks/index.tsv
+    links.bedpe        top bins per gene (BEDPE, lower coordinate first)
+    links.interact     the same links as UCSC interact text (bed5+13) with a track line
+    interact.as        autoSql for ``bedToBigBed -type=bed5+13 -as=interact.as``
+    profile.tsv        mean |attribution| by bin offset, overall (group "all") and per group
+    per_gene.tsv       per gene: total attribution, top bins and their share of it
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+import pandas as pd
+
+from chromexpr.atomic import atomic_path, check_writable
+from chromexpr.binning.binner import BinSpec
+from chromexpr.dataset.store import Dataset
+from chromexpr.errors import InputError
+from chromexpr.explain.attribution import (
+    Attributable,
+    AttributionOptions,
+    Attributor,
+    BaselineKind,
+    Method,
+    Target,
+    attribute_pairs,
+)
+from chromexpr.explain.coordinates import bin_intervals
+from chromexpr.explain.links import (
+    INTERACT_AS,
+    interact_track_line,
+    links_table,
+    to_bedpe,
+    to_interact,
+)
+from chromexpr.explain.summaries import ProfileAccumulator, per_gene_table, top_bins
+from chromexpr.explain.tracks import COMBINE_RULES, Combine, Segmentation, resample
+from chromexpr.log import logger, progress_bar
+from chromexpr.naming import strip_version
+
+__all__ = ["AttributionPaths", "attribute", "select_genes", "select_samples"]
+
+FORMAT = "chromexpr-attribution"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AttributionPaths:
+    """Where :func:`attribute` wrote each output."""
+
+    directory: Path
+    tracks: tuple[Path, ...]
+    track_index: Path
+    links_bedpe: Path
+    links_interact: Path
+    interact_as: Path
+    profile: Path
+    per_gene: Path
+    provenance: Path
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One output track: a sample, or a group whose samples' attributions are averaged."""
+
+    name: str
+    kind: str
+    group: str
+    positions: np.ndarray
+
+
+def select_samples(dataset: Dataset, samples: Sequence[str] | None) -> np.ndarray:
+    """Positions of the chosen samples (all when ``None``), in order; unknown names raise."""
+    if samples is None:
+        return np.arange(dataset.n_samples, dtype=np.int64)
+    names = list(dict.fromkeys(samples))
+    if not names:
+        raise InputError("no samples selected")
+    return dataset.sample_position(names)
+
+
+def select_genes(dataset: Dataset, genes: Sequence[str] | None) -> np.ndarray:
+    """Indices of the chosen genes, in dataset order.
+
+    Each entry is matched to a gene id, then to a gene id without its Ensembl version, then to a
+    gene name (every gene of that name). Unknown entries raise InputError.
+    """
+    if genes is None:
+        return np.arange(dataset.n_genes, dtype=np.int64)
+    table = dataset.genes
+    by_id = {g: i for i, g in enumerate(table["gene_id"].astype(str))}
+    by_stripped = {strip_version(g): i for i, g in enumerate(table["gene_id"].astype(str))}
+    by_name: dict[str, list[int]] = {}
+    for i, name in enumerate(table["gene_name"].astype(str)):
+        by_name.setdefault(name, []).append(i)
+    chosen: set[int] = set()
+    missing: list[str] = []
+    for entry in genes:
+        if entry in by_id:
+            chosen.add(by_id[entry])
+        elif strip_version(entry) in by_stripped:
+            chosen.add(by_stripped[strip_version(entry)])
+        elif entry in by_name:
+            chosen.update(by_name[entry])
+        else:
+            missing.append(entry)
+    if missing:
+        raise InputError(
+            f"gene(s) not in the dataset: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}",
+            path=dataset.path,
+            fix="give gene ids or gene names of the dataset",
+        )
+    if not chosen:
+        raise InputError("no genes selected")
+    return np.asarray(sorted(chosen), dtype=np.int64)
+
+
+def _chrom_sizes(
+    dataset: Dataset, gene_idx: np.ndarray, override: Mapping[str, int] | None
+) -> tuple[dict[str, int], str]:
+    """Chromosome sizes for the track headers and clipping, and where they came from."""
+    chroms = dataset.genes["chrom"].to_numpy()[gene_idx]
+    if override is not None:
+        sizes, source = {str(c): int(s) for c, s in override.items()}, "given"
+    else:
+        sizes, source = (
+            {str(c): int(s) for c, s in dict(dataset.attrs.get("chrom_sizes") or {}).items()},
+            "dataset",
+        )
+    missing = sorted(set(map(str, chroms)) - set(sizes))
+    if missing and source == "given":
+        raise InputError(
+            f"chromosome(s) of the genes are missing from the chromosome sizes: "
+            f"{', '.join(missing[:5])}"
+        )
+    if missing:
+        tss = dataset.genes["tss"].to_numpy()[gene_idx]
+        for chrom in missing:
+            sizes[chrom] = int(tss[chroms == chrom].max()) + dataset.spec.flank + 1
+        source = "dataset + estimated (farthest window end) for " + ", ".join(missing[:5])
+        logger.warning(
+            "no size known for %s; tracks end at the farthest window end", ", ".join(missing[:5])
+        )
+    return sizes, source
+
+
+def _units(dataset: Dataset, sample_pos: np.ndarray, per_group: bool) -> list[_Unit]:
+    groups = [dataset.groups[int(p)] or "" for p in sample_pos]
+    if not per_group:
+        return [
+            _Unit(dataset.samples[int(p)], "sample", g, np.asarray([p], dtype=np.int64))
+            for p, g in zip(sample_pos, groups, strict=True)
+        ]
+    units: dict[str, list[int]] = {}
+    for p, g in zip(sample_pos, groups, strict=True):
+        units.setdefault(g or "ungrouped", []).append(int(p))
+    return [_Unit(g, "group", g, np.asarray(ps, dtype=np.int64)) for g, ps in units.items()]
+
+
+def attribute(
+    model: Attributable,
+    dataset: Dataset,
+    output_dir: str | Path,
+    *,
+    method: Method = "integrated_gradients",
+    target: Target = "prediction",
+    baseline: BaselineKind = "zeros",
+    samples: Sequence[str] | None = None,
+    genes: Sequence[str] | None = None,
+    combine: Combine = "sum",
+    resolution: int | None = None,
+    top_k: int = 10,
+    per_group: bool = False,
+    batch_size: int = 256,
+    n_steps: int = 50,
+    device: str = "auto",
+    chrom_sizes: Mapping[str, int] | None = None,
+    force: bool = False,
+) -> AttributionPaths:
+    """Attribute a model's predictions (or errors) to the bins of every chosen (gene, sample).
+
+    Parameters
+    ----------
+    model
+        The model, through the :class:`~chromexpr.explain.attribution.Attributable` adapter.
+    dataset
+        The binned dataset (genes, samples, window geometry, chromosome sizes).
+    output_dir
+        Output directory (see the module docs); replaced only with ``force``.
+    method, target, baseline, n_steps, batch_size, device
+        See :class:`~chromexpr.explain.attribution.AttributionOptions`.
+    samples
+        Sample names to attribute (default all complete samples).
+    genes
+        Gene ids or names to attribute (default all).
+    combine
+        Rule for bases covered by several genes' windows: ``sum``, ``mean`` or ``maxabs``
+        (:mod:`chromexpr.explain.tracks`).
+    resolution
+        Track grid (bp): each bigWig interval is a genome bin ``[k * resolution, (k + 1) *
+        resolution)`` holding the mean of the per-base combined track over its covered bases.
+        ``None``: the dataset's bin size; ``0``: the exact elementary segments cut by every gene
+        bin edge (about twice as many intervals as gene bins: large files genome-wide).
+    top_k
+        Bins per gene in the links and in ``per_gene.tsv``.
+    per_group
+        One track per sample group (the mean attribution over the group's samples, then combined
+        over genes) instead of one per sample.
+    chrom_sizes
+        Chromosome sizes for the bigWig headers and clipping (default: the dataset's).
+    force
+        Replace an existing output directory.
+
+    Returns
+    -------
+    AttributionPaths
+        The files written.
+    """
+    options = AttributionOptions(
+        method=method,
+        target=target,
+        baseline=baseline,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        device=device,
+    )
+    if combine not in get_args(Combine):
+        raise InputError(
+            f"unknown combine rule {combine!r}; use one of {', '.join(get_args(Combine))}"
+        )
+    if resolution is not None and resolution < 0:
+        raise InputError(
+            f"resolution must be 0 (exact) or a positive number of bp, got {resolution}"
+        )
+    grid = dataset.spec.bin_size if resolution is None else int(resolution)
+    if top_k < 1:
+        raise InputError(f"top_k must be at least 1, got {top_k}")
+    if dataset.n_samples == 0:
+        raise InputError("the dataset has no complete samples", path=dataset.path)
+    final = check_writable(output_dir, force=force)
+    sample_pos = select_samples(dataset, samples)
+    gene_idx = select_genes(dataset, genes)
+    sizes, size_source = _chrom_sizes(dataset, gene_idx, chrom_sizes)
+    units = _units(dataset, sample_pos, per_group)
+    attributor = Attributor(model, options)
+    spec = dataset.spec
+    gene_chrom = dataset.genes["chrom"].astype(str).to_numpy()[gene_idx]
+    chroms = [c for c in sizes if np.any(gene_chrom == c)]
+    sample_group = {int(p): dataset.groups[int(p)] for p in sample_pos}
+    logger.info(
+        "attributing %d genes x %d samples (%s, target %s, baseline %s) on %s",
+        gene_idx.size,
+        sample_pos.size,
+        method,
+        target,
+        baseline,
+        attributor.device,
+    )
+
+    with atomic_path(final, force=force) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "tracks").mkdir()
+        from chromexpr.io.attribution_files import TrackParts, safe_file_names
+
+        parts = TrackParts(tmp / ".parts", len(units), sizes)
+        profile = ProfileAccumulator(spec.n_bins, [g for g in dataset.groups if g])
+        link_frames: list[pd.DataFrame] = []
+        gene_frames: list[pd.DataFrame] = []
+        run = _Run(
+            model=model,
+            dataset=dataset,
+            attributor=attributor,
+            units=units,
+            flat=np.concatenate([u.positions for u in units]),
+            flat_unit=np.concatenate([np.full(u.positions.size, i) for i, u in enumerate(units)]),
+            sample_group=sample_group,
+            combine=combine,
+            resolution=grid,
+            top_k=top_k,
+            parts=parts,
+            profile=profile,
+            link_frames=link_frames,
+            gene_frames=gene_frames,
+        )
+        with progress_bar("attributing", len(chroms) * sample_pos.size) as bar:
+            for chrom in chroms:
+                genes_c = gene_idx[gene_chrom == chrom]
+                table_c = dataset.genes.iloc[genes_c].reset_index(drop=True)
+                _attribute_chromosome(run, chrom, sizes[chrom], genes_c, table_c, bar)
+        file_names = safe_file_names([u.name for u in units], ".bw")
+        track_paths = [tmp / "tracks" / f for f in file_names]
+        parts.write_bigwigs(track_paths)
+        shutil.rmtree(parts.directory, ignore_errors=True)
+        _write_tables(
+            tmp,
+            final,
+            units,
+            file_names,
+            link_frames,
+            gene_frames,
+            profile,
+            spec,
+            sizes,
+            f"{method}/{target}",
+        )
+        from chromexpr.io.attribution_files import write_json
+        from chromexpr.provenance import record
+
+        parameters: dict[str, Any] = {
+            **options.to_dict(),
+            "combine": combine,
+            "resolution": grid,
+            "top_k": top_k,
+            "per_group": per_group,
+            "samples": [dataset.samples[int(p)] for p in sample_pos],
+            "genes": None if genes is None else list(genes),
+            "chrom_sizes": size_source,
+        }
+        write_json(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "model": str(getattr(model, "name", type(model).__name__)),
+                "dataset": str(dataset.path),
+                "n_genes": int(gene_idx.size),
+                "n_samples": int(sample_pos.size),
+                "linear_closed_form": attributor.linear,
+                "device": attributor.device,
+                "combine_rule": COMBINE_RULES[combine],
+                "track_resolution": (
+                    "exact elementary segments"
+                    if grid == 0
+                    else f"{grid} bp genome grid; each bin holds the mean of the per-base combined "
+                    "track over its covered bases"
+                ),
+                "off_chromosome_bins": (
+                    "bins wholly outside their chromosome are left out of tracks, links and "
+                    "summaries; partly outside bins are clipped"
+                ),
+                "coordinates": (
+                    "0-based half-open; bin 0 farthest upstream; bin_offset = bin start relative "
+                    "to the TSS in the gene's orientation (bp)"
+                ),
+                "provenance": record(step="attribute", parameters=parameters),
+            },
+            tmp / "attribution.json",
+        )
+
+    return AttributionPaths(
+        directory=final,
+        tracks=tuple(final / "tracks" / f for f in file_names),
+        track_index=final / "tracks" / "index.tsv",
+        links_bedpe=final / "links.bedpe",
+        links_interact=final / "links.interact",
+        interact_as=final / "interact.as",
+        profile=final / "profile.tsv",
+        per_gene=final / "per_gene.tsv",
+        provenance=final / "attribution.json",
+    )
+
+
+@dataclass
+class _Run:
+    """State shared by the chromosomes of one attribution run."""
+
+    model: Attributable
+    dataset: Dataset
+    attributor: Attributor
+    units: list[_Unit]
+    flat: np.ndarray
+    flat_unit: np.ndarray
+    sample_group: dict[int, str]
+    combine: Combine
+    resolution: int
+    top_k: int
+    parts: Any
+    profile: ProfileAccumulator
+    link_frames: list[pd.DataFrame]
+    gene_frames: list[pd.DataFrame]
+
+
+def _attribute_chromosome(
+    run: _Run, chrom: str, chrom_size: int, genes_c: np.ndarray, table_c: pd.DataFrame, bar: Any
+) -> None:
+    """Attribute every chosen sample for one chromosome's genes; append tracks and summaries."""
+    spec, options, units, flat = run.dataset.spec, run.attributor.options, run.units, run.flat
+    n_genes = genes_c.size
+    tss = table_c["tss"].to_numpy(dtype=np.int64)
+    minus = table_c["strand"].to_numpy() == "-"
+    starts, ends = bin_intervals(tss, minus, spec, chrom_size=chrom_size)
+    valid = ends > starts
+    segments = Segmentation(starts.ravel(), ends.ravel())  # the same for every sample
+    abs_sum = np.zeros((n_genes, spec.n_bins), dtype=np.float64)
+    signed_sum = np.zeros((n_genes, spec.n_bins), dtype=np.float64)
+    in_flight: dict[int, np.ndarray] = {}
+    seen: dict[int, int] = {}
+    per_chunk = max(1, options.batch_size // n_genes)
+    for lo in range(0, flat.size, per_chunk):
+        chunk = flat[lo : lo + per_chunk]
+        attr = attribute_pairs(
+            run.model,
+            run.dataset,
+            np.tile(genes_c, chunk.size),
+            np.repeat(chunk, n_genes),
+            options,
+            attributor=run.attributor,
+        ).reshape(chunk.size, n_genes, spec.n_bins)
+        for j, pos in enumerate(chunk):
+            a = np.where(valid, attr[j], np.float32(0.0))
+            abs_sum += np.abs(a)
+            signed_sum += a
+            run.profile.add(a, valid, group=run.sample_group[int(pos)])
+            u = int(run.flat_unit[lo + j])
+            in_flight[u] = a.astype(np.float64) if u not in in_flight else in_flight[u] + a
+            seen[u] = seen.get(u, 0) + 1
+            if seen[u] == units[u].positions.size:
+                mean = in_flight.pop(u) / seen[u]
+                s, e, v = segments.combine(mean.ravel(), combine=run.combine)
+                if run.resolution:
+                    s, e, v = resample(s, e, v, resolution=run.resolution, chrom_size=chrom_size)
+                run.parts.append(u, chrom, s, e, v)
+            bar.advance(1)
+    n = flat.size
+    importance, signed = abs_sum / n, signed_sum / n
+    top = top_bins(importance, run.top_k, valid=valid)
+    run.link_frames.append(
+        links_table(
+            table_c,
+            top,
+            importance,
+            signed,
+            spec,
+            chrom_size=np.full(n_genes, chrom_size, dtype=np.int64),
+        )
+    )
+    run.gene_frames.append(
+        per_gene_table(table_c, importance, signed, top, spec, valid=valid, n_samples=n)
+    )
+
+
+def _write_tables(
+    tmp: Path,
+    final: Path,
+    units: list[_Unit],
+    file_names: list[str],
+    link_frames: list[pd.DataFrame],
+    gene_frames: list[pd.DataFrame],
+    profile: ProfileAccumulator,
+    spec: BinSpec,
+    sizes: Mapping[str, int],
+    experiment: str,
+) -> None:
+    from chromexpr.io.attribution_files import write_bedpe, write_interact, write_text, write_tsv
+
+    index = pd.DataFrame(
+        {
+            "track": [u.name for u in units],
+            "kind": [u.kind for u in units],
+            "group": [u.group for u in units],
+            "n_samples": [u.positions.size for u in units],
+            "file": file_names,
+        }
+    )
+    write_tsv(index, tmp / "tracks" / "index.tsv")
+    links = pd.concat(link_frames, ignore_index=True)
+    order = {c: i for i, c in enumerate(sizes)}
+    bedpe = to_bedpe(links)
+    bedpe = (
+        bedpe.assign(_c=bedpe["chrom1"].map(order))
+        .sort_values(["_c", "start1", "start2", "rank"], kind="stable")
+        .drop(columns="_c")
+    )
+    write_bedpe(bedpe, tmp / "links.bedpe")
+    interact = to_interact(links, experiment=experiment)
+    interact = (
+        interact.assign(_c=interact["chrom"].map(order))
+        .sort_values(["_c", "chromStart", "chromEnd"], kind="stable")
+        .drop(columns="_c")
+    )
+    write_interact(
+        interact,
+        tmp / "links.interact",
+        track_line=interact_track_line(
+            f"chromexpr links {final.name}", f"top bins per gene ({experiment})"
+        ),
+    )
+    write_text(INTERACT_AS, tmp / "interact.as")
+    write_tsv(profile.table(spec), tmp / "profile.tsv")
+    write_tsv(pd.concat(gene_frames, ignore_index=True), tmp / "per_gene.tsv")

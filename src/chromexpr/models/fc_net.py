@@ -1,0 +1,535 @@
+"""Fully connected networks (PyTorch): the poster's MLP over the binned accessibility of a
+(gene, sample) pair.
+
+The network and its training loop only; the caller streams the batches (``train_batches(epoch)``
+seeded by ``epoch``, so that an interrupted run resumes exactly) and decides where things are
+written. Checkpoints and weights hold tensors and plain Python containers only and load with
+``torch.load(weights_only=True)``: no pickled code.
+
+This module imports torch at the top; import it lazily (``chromexpr`` itself does not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from chromexpr.errors import InputError
+
+__all__ = [
+    "MLP",
+    "TrainConfig",
+    "build_mlp",
+    "evaluate_mse",
+    "load_weights",
+    "resolve_device",
+    "save_weights",
+    "train_mlp",
+]
+
+#: Name of the checkpoint file inside ``checkpoint_dir``.
+CHECKPOINT_NAME = "checkpoint.pt"
+#: Bump when the checkpoint layout changes.
+CHECKPOINT_VERSION = 1
+#: Config fields that may differ between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = frozenset({"epochs", "patience", "device"})
+
+#: One batch from the caller's loader: x float32 (B, n_inputs), y float32 (B,), group int64 (B,) or
+#: None.
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Network
+# ------------------------------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """Linear-ReLU-Dropout blocks, then a Linear to one output; optionally a group embedding.
+
+    Parameters
+    ----------
+    n_inputs
+        Features per example.
+    hidden
+        Width of each hidden layer.
+    dropout
+        Dropout probability after each hidden ReLU (0 disables it).
+    n_groups, group_dim
+        With ``n_groups > 0``, an ``nn.Embedding(n_groups, group_dim)`` of the example's group is
+        concatenated to its features.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden: Sequence[int] = (1000, 1000, 1000),
+        *,
+        dropout: float = 0.0,
+        n_groups: int = 0,
+        group_dim: int = 8,
+    ) -> None:
+        super().__init__()
+        if n_inputs < 1:
+            raise ValueError(f"n_inputs must be positive, got {n_inputs}")
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden widths must be positive, got {list(hidden)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if n_groups < 0 or (n_groups > 0 and group_dim < 1):
+            raise ValueError(f"need n_groups >= 0 and group_dim >= 1, got {n_groups}, {group_dim}")
+        self.n_inputs = n_inputs
+        self.n_groups = n_groups
+        self.embedding: nn.Embedding | None = (
+            nn.Embedding(n_groups, group_dim) if n_groups > 0 else None
+        )
+        width = n_inputs + (group_dim if n_groups > 0 else 0)
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
+        """Predictions (B,) from features ``x`` (B, n_inputs) float32 and groups (B,) int64."""
+        if self.embedding is not None:
+            if group is None:
+                raise ValueError("this network embeds sample groups: pass group")
+            x = torch.cat([x, self.embedding(group).to(x.dtype)], dim=1)
+        elif group is not None:
+            raise ValueError("this network has no group embedding (n_groups=0) but group was given")
+        out: torch.Tensor = self.body(x)
+        return out.squeeze(-1)
+
+
+def build_mlp(
+    n_inputs: int,
+    hidden: Sequence[int] = (1000, 1000, 1000),
+    *,
+    dropout: float = 0.0,
+    n_groups: int = 0,
+    group_dim: int = 8,
+    seed: int | None = None,
+) -> torch.nn.Module:
+    """The reference MLP (see :class:`MLP`); ``forward(x, group=None) -> (B,)``.
+
+    ``seed`` makes the initial weights reproducible without touching the global torch RNG.
+
+    Examples
+    --------
+    >>> net = build_mlp(20, (8, 4), seed=0)
+    >>> net(torch.zeros(3, 20)).shape
+    torch.Size([3])
+    >>> net = build_mlp(20, (8,), n_groups=2, group_dim=3, seed=0)
+    >>> net(torch.zeros(3, 20), torch.tensor([0, 1, 1])).shape
+    torch.Size([3])
+    """
+    if seed is None:
+        return MLP(n_inputs, hidden, dropout=dropout, n_groups=n_groups, group_dim=group_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(n_inputs, hidden, dropout=dropout, n_groups=n_groups, group_dim=group_dim)
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration and devices
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (round-trip through JSON with ``dataclasses.asdict``).
+
+    Attributes
+    ----------
+    epochs
+        Maximum passes over the training batches.
+    lr, betas
+        Adam's learning rate and moment decays.
+    batch_size
+        Recorded for the caller's loader (which makes the batches); not used by :func:`train_mlp`.
+    l1, l2
+        Penalties ``l1 * sum|W| + l2 * sum W^2`` over the Linear layers' weights (not biases, not
+        the group embedding), added to the mean squared error.
+    patience
+        Stop after this many epochs without a lower dev MSE (0: never stop early).
+    seed
+        Seeds the torch RNG (dropout) at the start of training.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    amp
+        Automatic mixed precision (bfloat16, or float16 with loss scaling where bfloat16 is
+        unsupported); used on CUDA only.
+    """
+
+    epochs: int = 50
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 10_000
+    l1: float = 0.0
+    l2: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.patience < 0:
+            raise InputError(
+                f"need epochs >= 0, batch size >= 1 and patience >= 0 "
+                f"(got {self.epochs}, {self.batch_size}, {self.patience})"
+            )
+        if not self.lr > 0 or self.l1 < 0 or self.l2 < 0:
+            raise InputError(f"need lr > 0, l1 >= 0, l2 >= 0 (got {self.lr}, {self.l1}, {self.l2})")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``betas`` as a list)."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; other names are checked.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "--device cuda was asked for but CUDA is not available", fix="use --device auto"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}; use auto, cpu or cuda")
+    return dev
+
+
+# ------------------------------------------------------------------------------------------------
+# Weights and checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def _atomic_torch_save(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary sibling, then rename (a crash never leaves a torn file)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Write ``model.state_dict()`` (tensors only) with ``torch.save``, atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_torch_save(state, Path(path))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load :func:`save_weights`' file into ``model`` (``weights_only=True``: no code runs)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    """numpy's legacy global RNG state as a tensor and numbers (``weights_only``-loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # noqa: NPY002
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(  # noqa: NPY002
+        (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    )
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    _set_numpy_rng_state(state["numpy"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+
+def _penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor | None:
+    """``l1 * sum|W| + l2 * sum W^2`` over every Linear layer's weight (None when both are 0)."""
+    if l1 == 0 and l2 == 0:
+        return None
+    total: torch.Tensor | None = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            w = module.weight
+            term = w.new_zeros(())
+            if l1:
+                term = term + l1 * w.abs().sum()
+            if l2:
+                term = term + l2 * w.pow(2).sum()
+            total = term if total is None else total + term
+    return total
+
+
+def _to_device(
+    batch: Batch, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    x, y, group = batch
+    non_blocking = device.type == "cuda"
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(device, non_blocking=non_blocking)
+    yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).to(device, non_blocking=non_blocking)
+    if xt.ndim != 2 or yt.shape != (xt.shape[0],):
+        raise ValueError(
+            f"a batch must be x (B, n_inputs) and y (B,), got {tuple(xt.shape)}, {tuple(yt.shape)}"
+        )
+    gt = None
+    if group is not None:
+        gt = torch.as_tensor(np.asarray(group, dtype=np.int64)).to(
+            device, non_blocking=non_blocking
+        )
+    return xt, yt, gt
+
+
+def evaluate_mse(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[float, int]:
+    """Mean squared error of ``model`` over ``batches`` (eval mode, no gradients), example count."""
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    with torch.no_grad():
+        for batch in batches:
+            x, y, group = _to_device(batch, device)
+            with _autocast(device, amp_dtype):
+                pred = model(x, group)
+            total += (pred.float() - y).pow(2).sum(dtype=torch.float64)
+            count += int(y.shape[0])
+    return (float(total) / count if count else math.nan), count
+
+
+def _autocast(
+    device: torch.device, amp_dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to ``amp_dtype`` on ``device``, or nothing when it is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if not (config.amp and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train_mlp(
+    model: torch.nn.Module,
+    train_batches: Callable[[int], Iterable[Batch]],
+    dev_batches: Callable[[], Iterable[Batch]],
+    config: TrainConfig,
+    *,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` with Adam on the mean squared error, early-stopping on the dev MSE.
+
+    Parameters
+    ----------
+    model
+        The network (moved to the configured device); on return it holds the best epoch's weights
+        (lowest dev MSE; the last epoch's when there is no dev data).
+    train_batches
+        ``train_batches(epoch)`` yields ``(x float32 (B, n_inputs), y float32 (B,), group int64
+        (B,) or None)``; it must depend only on ``epoch`` (e.g. shuffle with a seed derived from
+        it), so that a resumed run sees the same batches.
+    dev_batches
+        ``dev_batches()`` yields the development batches (same layout).
+    config
+        Optimiser, penalties, early stopping, seed, device.
+    checkpoint_dir
+        When given, ``checkpoint_dir / "checkpoint.pt"`` is written (atomically) after every epoch:
+        model, optimizer and loss-scaler states, next epoch, best state and its dev MSE, epochs
+        without improvement, history, config, and the torch/CUDA/numpy RNG states: tensors and
+        plain containers only, loadable with ``torch.load(..., weights_only=True)``.
+    resume
+        Continue from the checkpoint in ``checkpoint_dir``; on CPU the result equals an
+        uninterrupted run bit for bit. ``epochs``, ``patience`` and ``device`` may change between
+        runs; the other settings must match.
+    on_epoch
+        Called with each new history row, after the checkpoint is written.
+
+    Returns
+    -------
+    list of dict
+        One row per epoch: ``epoch`` (0-based, the argument given to ``train_batches``),
+        ``train_mse`` (mean over the epoch's examples, data term only, in training mode),
+        ``dev_mse`` (NaN without dev data), ``seconds`` (the epoch's wall time) and
+        ``examples_per_s`` (training examples per second).
+
+    Raises
+    ------
+    InputError
+        ``resume`` without a checkpoint, or with one written under incompatible settings.
+    """
+    device = resolve_device(config.device)
+    amp_dtype = _amp_dtype(config, device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    best_dev = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs = 0
+    stopped = False
+    if resume:
+        if path is None or not path.exists():
+            raise InputError(
+                f"cannot resume: no checkpoint at {path}",
+                fix="train without --resume to start afresh",
+            )
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        _check_resumable(ckpt, config, path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt["scaler"]:
+            scaler.load_state_dict(ckpt["scaler"])
+        start_epoch = int(ckpt["next_epoch"])
+        best_dev = float(ckpt["best_dev"])
+        best_state = ckpt["best_state"]
+        bad_epochs = int(ckpt["bad_epochs"])
+        history = [dict(row) for row in ckpt["history"]]
+        stopped = config.patience > 0 and bad_epochs >= config.patience
+        _set_rng_state(ckpt["rng"], device)
+    else:
+        torch.manual_seed(config.seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(config.seed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    for epoch in range(start_epoch, config.epochs):
+        if stopped:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        sse = torch.zeros((), dtype=torch.float64, device=device)
+        n_seen = 0
+        for batch in train_batches(epoch):
+            x, y, group = _to_device(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(device, amp_dtype):
+                pred = model(x, group)
+            err = pred.float() - y
+            mse = err.pow(2).mean()
+            penalty = _penalty(model, config.l1, config.l2)
+            loss = mse if penalty is None else mse + penalty
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            sse += mse.detach().double() * y.shape[0]
+            n_seen += int(y.shape[0])
+        train_seconds = time.perf_counter() - t0
+        dev_mse, _ = evaluate_mse(model, dev_batches(), device=device, amp_dtype=amp_dtype)
+        seconds = time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "train_mse": float(sse) / n_seen if n_seen else math.nan,
+            "dev_mse": dev_mse,
+            "seconds": seconds,
+            "examples_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
+        }
+        history.append(row)
+        if math.isnan(dev_mse) or dev_mse < best_dev:
+            best_dev = dev_mse if not math.isnan(dev_mse) else best_dev
+            best_state = _cpu_state(model)
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        stopped = config.patience > 0 and bad_epochs >= config.patience
+        if path is not None:
+            _atomic_torch_save(
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "config": config.to_dict(),
+                    "model": _cpu_state(model),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                    "next_epoch": epoch + 1,
+                    "best_dev": best_dev,
+                    "best_state": best_state,
+                    "bad_epochs": bad_epochs,
+                    "stopped": stopped,
+                    "history": history,
+                    "rng": _rng_state(device),
+                },
+                path,
+            )
+        if on_epoch is not None:
+            on_epoch(dict(row))
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise InputError(f"checkpoint version {ckpt.get('version')} is not supported", path=path)
+    saved = dict(ckpt["config"])
+    current = config.to_dict()
+    differ = sorted(
+        k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]
+    )
+    if differ:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in differ)
+        raise InputError(
+            f"cannot resume: settings differ from the checkpoint's ({detail})",
+            path=path,
+            fix="resume with the original settings, or train afresh",
+        )
