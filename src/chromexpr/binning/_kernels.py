@@ -27,6 +27,92 @@ def _first_segment_ending_after(ends: np.ndarray, lo: int, hi: int, position: in
     return lo
 
 
+@njit(cache=True, nogil=True)
+def _sum_row(
+    seg_starts: np.ndarray,
+    seg_ends: np.ndarray,
+    seg_values: np.ndarray,
+    j: int,
+    hi: int,
+    window_start: int,
+    bin_size: int,
+    n_bins: int,
+    acc: np.ndarray,
+) -> None:
+    """Add ``overlap bases * value`` of every segment from ``j`` on to the bins of one window.
+
+    ``acc`` (float64, ``n_bins + 1`` slots, zeroed by the caller) receives each bin's integral in
+    its first ``n_bins`` slots. Segments are visited once each, in genome order, so each bin's total
+    is summed in the same order as a per-bin scan would sum it. A segment of at most one bin touches
+    at most two bins; both are updated without a branch (the second by 0 when it is not touched).
+    """
+    window_end = window_start + n_bins * bin_size
+    inverse = 1.0 / bin_size
+    i = j
+    while i < hi:
+        s = seg_starts[i]
+        if s >= window_end:
+            break
+        e = seg_ends[i]
+        v = seg_values[i]
+        i += 1
+        s = max(s, window_start)
+        e = min(e, window_end)
+        offset = s - window_start
+        # bin of the first base, without an integer division; the float estimate is off by at most 1
+        k = np.int64(offset * inverse)
+        k += np.int64((k + 1) * bin_size <= offset)
+        k -= np.int64(k * bin_size > offset)
+        bin_end = window_start + (k + 1) * bin_size
+        if e - s <= bin_size:
+            first = min(e, bin_end) - s
+            acc[k] += first * v
+            acc[k + 1] += (e - s - first) * v
+        else:
+            acc[k] += (bin_end - s) * v
+            m = k + 1
+            m_end = bin_end + bin_size
+            while m_end < e:
+                acc[m] += bin_size * v
+                m += 1
+                m_end += bin_size
+            acc[m] += (e - (m_end - bin_size)) * v
+
+
+@njit(cache=True, nogil=True)
+def _max_row(
+    seg_starts: np.ndarray,
+    seg_ends: np.ndarray,
+    seg_values: np.ndarray,
+    j: int,
+    hi: int,
+    window_start: int,
+    bin_size: int,
+    n_bins: int,
+    acc: np.ndarray,
+) -> None:
+    """Largest per-base value of each bin of one window (bases without a segment count as 0)."""
+    for k in range(n_bins):
+        b0 = window_start + k * bin_size
+        b1 = b0 + bin_size
+        covered = 0
+        peak = -np.inf
+        i = j
+        while i < hi and seg_starts[i] < b1:
+            s = seg_starts[i] if seg_starts[i] > b0 else b0
+            e = seg_ends[i] if seg_ends[i] < b1 else b1
+            if e > s:
+                covered += e - s
+                if seg_values[i] > peak:
+                    peak = seg_values[i]
+            i += 1
+        while j < hi and seg_ends[j] <= b1:
+            j += 1
+        if covered < bin_size and peak < 0.0:
+            peak = 0.0
+        acc[k] = peak if covered > 0 else 0.0
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def bin_windows_kernel(
     seg_starts: np.ndarray,
@@ -46,52 +132,39 @@ def bin_windows_kernel(
     Gene ``g``'s window is ``[anchor - flank, anchor + flank)`` in genome order, cut into
     ``out.shape[1]`` bins of ``bin_size``; for minus-strand genes the bins are written in reverse so that bin
     0 is the farthest upstream. ``gene_chrom[g] < 0`` (chromosome absent from the signal) gives zeros.
-    Cost: O(bins + segments overlapping the window) per gene; genes run in parallel (each writes its row).
+    Cost: O(bins + segments overlapping the window) per gene (mean and sum visit each segment once
+    and spread it over the bins it covers); blocks of genes run in parallel (each gene writes only
+    its own row).
     """
     n_genes = out.shape[0]
     n_bins = out.shape[1]
-    for g in prange(n_genes):
-        c = gene_chrom[g]
-        minus = gene_minus[g]
-        if c < 0:
-            for k in range(n_bins):
-                out[g, k] = 0.0
-            continue
-        lo = chrom_offsets[c]
-        hi = chrom_offsets[c + 1]
-        window_start = gene_anchor[g] - flank
-        j = _first_segment_ending_after(seg_ends, lo, hi, window_start)
-        for k in range(n_bins):
-            b0 = window_start + k * bin_size
-            b1 = b0 + bin_size
-            total = 0.0
-            covered = 0
-            peak = -np.inf
-            i = j
-            while i < hi and seg_starts[i] < b1:
-                s = seg_starts[i] if seg_starts[i] > b0 else b0
-                e = seg_ends[i] if seg_ends[i] < b1 else b1
-                if e > s:
-                    v = seg_values[i]
-                    total += (e - s) * v
-                    covered += e - s
-                    if v > peak:
-                        peak = v
-                i += 1
-            while j < hi and seg_ends[j] <= b1:
-                j += 1
-            if aggregate == AGGREGATE_MEAN:
-                value = total / bin_size
-            elif aggregate == AGGREGATE_SUM:
-                value = total
+    per_task = 64  # genes per parallel task, which reuses one scratch row for all of them
+    n_tasks = (n_genes + per_task - 1) // per_task
+    for task in prange(n_tasks):
+        acc = np.empty(n_bins + 1, dtype=np.float64)
+        for g in range(task * per_task, min(n_genes, (task + 1) * per_task)):
+            c = gene_chrom[g]
+            if c < 0:
+                for k in range(n_bins):
+                    out[g, k] = 0.0
+                continue
+            lo = chrom_offsets[c]
+            hi = chrom_offsets[c + 1]
+            window_start = gene_anchor[g] - flank
+            j = _first_segment_ending_after(seg_ends, lo, hi, window_start)
+            acc[:] = 0.0
+            args = (seg_starts, seg_ends, seg_values, j, hi, window_start, bin_size, n_bins, acc)
+            if aggregate == AGGREGATE_MAX:
+                _max_row(*args)
             else:
-                if covered < bin_size and peak < 0.0:
-                    peak = 0.0
-                value = peak if covered > 0 else 0.0
-            if minus:
-                out[g, n_bins - 1 - k] = value
+                _sum_row(*args)
+            divisor = bin_size if aggregate == AGGREGATE_MEAN else 1
+            if gene_minus[g]:
+                for k in range(n_bins):
+                    out[g, n_bins - 1 - k] = acc[k] / divisor
             else:
-                out[g, k] = value
+                for k in range(n_bins):
+                    out[g, k] = acc[k] / divisor
 
 
 @njit(cache=True)

@@ -115,7 +115,11 @@ class _ChromReport:
 
 
 def _bin_one(
-    loaded: _Loaded, genes: pd.DataFrame, options: BinOptions, report: _ChromReport
+    loaded: _Loaded,
+    genes: pd.DataFrame,
+    options: BinOptions,
+    report: _ChromReport,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     gene_chroms = genes["chrom"].to_numpy(dtype=object)
     match = match_chroms(
@@ -139,17 +143,34 @@ def _bin_one(
         genes["end"].to_numpy(dtype=np.int64),
         minus,
         options.spec,
+        out=out,
     )
+
+
+def _store_one(path: Path, index: int, values: np.ndarray, source: dict[str, Any]) -> None:
+    """Write one sample's values, then mark it complete (runs in the writer thread)."""
+    store.write_sample(path, index, values)
+    store.mark_complete(path, index, source)
 
 
 def _fill(path: Path, genes: pd.DataFrame, sources: list[SampleSource], options: BinOptions) -> None:
     indices = store.add_samples(path, [s.name for s in sources], [s.group for s in sources])
     report = _ChromReport()
     sizes: dict[str, int] = dict(options.chrom_sizes or {})
-    with progress_bar("binning samples", len(sources)) as bar:
-        for index, loaded in zip(indices, _prefetch(sources, options), strict=True):
-            values = _bin_one(loaded, genes, options, report)
-            store.write_sample(path, index, values)
+    # Three stages overlap: the next sample is read (prefetch thread) while this one is binned
+    # (numba threads) and the previous one is compressed and written (writer thread). Two output
+    # buffers take turns, so memory stays at two samples' values whatever the number of samples.
+    shape = (len(genes), options.spec.n_bins)
+    buffers = [np.empty(shape, dtype=np.float32) for _ in range(min(2, len(sources)))]
+    with (
+        progress_bar("binning samples", len(sources)) as bar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromexpr-write") as writer,
+    ):
+        pending: Future[None] | None = None
+        loads = _prefetch(sources, options)
+        for turn, (index, loaded) in enumerate(zip(indices, loads, strict=True)):
+            # reuses the buffer of sample turn - 2: its write ended before turn - 1's was queued
+            values = _bin_one(loaded, genes, options, report, out=buffers[turn % 2])
             for chrom, size in loaded.track.chrom_sizes.items():
                 sizes.setdefault(chrom, size)
             source = {
@@ -158,9 +179,15 @@ def _fill(path: Path, genes: pd.DataFrame, sources: list[SampleSource], options:
                 "column": loaded.source.column,
                 "checksum": loaded.checksum,
             }
-            store.mark_complete(path, index, source)
-            bar.advance(1)  # type: ignore[attr-defined]
             logger.debug("binned %s (%d segments)", loaded.source.name, loaded.track.n_segments)
+            del loaded
+            if pending is not None:
+                pending.result()  # at most one sample in the writer: errors surface here, in order
+                bar.advance(1)  # type: ignore[attr-defined]
+            pending = writer.submit(_store_one, path, index, values, source)
+        if pending is not None:
+            pending.result()
+            bar.advance(1)  # type: ignore[attr-defined]
     report.emit()
     store.update_attrs(path, {"chrom_sizes": _chrom_sizes_for(genes, sizes)})
 

@@ -101,6 +101,10 @@ def attribute_command(
     chrom_sizes: Annotated[
         Path | None, typer.Option("--chrom-sizes", help="chrom<TAB>length for the track headers.")
     ] = None,
+    expression: Annotated[
+        Path | None,
+        typer.Option("--expression", help="Expression matrix (needed for --target error)."),
+    ] = None,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -119,7 +123,11 @@ def attribute_command(
 
             sizes = read_chrom_sizes(chrom_sizes)
         data = open_dataset(dataset)
-        model = adapters.attributable_from_model_dir(model_dir, data)
+        if target.value == "error" and expression is None:
+            from chromexpr.errors import InputError
+
+            raise InputError("--target error needs --expression EXPR (the observed expression)")
+        model = adapters.attributable_from_model_dir(model_dir, data, expression=expression)
         paths = attribute(
             model,
             data,

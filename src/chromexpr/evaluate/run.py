@@ -1,17 +1,18 @@
-"""The evaluate API: MODEL_DIR + dataset + expression -> long predictions -> metric tables -> EVAL_DIR.
+"""The evaluate API: MODEL_DIR + dataset + expression -> long predictions -> metric tables ->
+EVAL_DIR.
 
 Which model predicts which pair:
 
 * a model trained with ``--folds``: each sample is predicted by the fold model that held it out
   (split ``oof``, scored like ``test``); samples no fold knew are predicted by the top-level model
   (``test``);
-* otherwise the model predicts every matched pair and the pair's split is the one recorded in the model
-  (``train``/``dev``/``test``); samples the model never saw are ``test``.
+* otherwise the model predicts every matched pair and the pair's split is the one recorded in the
+  model (``train``/``dev``/``test``); samples the model never saw are ``test``.
 
-Observed and predicted values are on the model's expression scale (e.g. log2(TPM+1)); ``train_mean`` is
-the gene's training mean of the model (or fold) that made the prediction, the ``mean`` baseline. EVAL_DIR
-holds ``metrics.tsv``, ``per_gene.tsv``, ``per_sample.tsv``, ``predictions.tsv``, a copy of the model's
-``history.tsv`` and ``model.json`` (what was evaluated, for the report).
+Observed and predicted values are on the model's expression scale (e.g. log2(TPM+1)); ``train_mean``
+is the gene's training mean of the model (or fold) that made the prediction, the ``mean`` baseline.
+EVAL_DIR holds ``metrics.tsv``, ``per_gene.tsv``, ``per_sample.tsv``, ``predictions.tsv``, a copy of
+the model's ``history.tsv`` and ``model.json`` (what was evaluated, for the report).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from chromexpr.evaluate.metrics import metrics_table, per_gene_table, per_sample
 from chromexpr.io.evaluation_files import write_evaluation
 from chromexpr.io.expression import match_expression, read_expression, read_long_table
 from chromexpr.log import logger
-from chromexpr.models.base import HISTORY_TSV, FittedModel, fold_directories, load_model, read_config
+from chromexpr.models.base import (
+    HISTORY_TSV,
+    FittedModel,
+    fold_directories,
+    load_model,
+    read_config,
+)
 from chromexpr.models.predict import predict_matrix
 from chromexpr.models.splits import ROLE_NAMES
 from chromexpr.models.train import predictions_frame
@@ -52,14 +59,23 @@ def _observed(
     has_gene (n_model_genes,) bool)``.
     """
     table = read_expression(expression)
-    matched = match_expression(table, dataset.genes["gene_id"].tolist(), dataset.genes["gene_name"].tolist(),
-                               dataset.samples)
+    matched = match_expression(
+        table,
+        dataset.genes["gene_id"].tolist(),
+        dataset.genes["gene_name"].tolist(),
+        dataset.samples,
+    )
     logger.info(matched.summary())
-    values = forward_expression(matched.values, fitted.expression_kind,
-                                gene_ids=dataset.genes["gene_id"].to_numpy()[matched.gene_index].tolist(),
-                                samples=matched.samples)
+    values = forward_expression(
+        matched.values,
+        fitted.expression_kind,
+        gene_ids=dataset.genes["gene_id"].to_numpy()[matched.gene_index].tolist(),
+        samples=matched.samples,
+    )
     row_of = {int(g): i for i, g in enumerate(matched.gene_index)}
-    rows = np.asarray([row_of.get(int(g), -1) for g in fitted.genes["dataset_index"]], dtype=np.int64)
+    rows = np.asarray(
+        [row_of.get(int(g), -1) for g in fitted.genes["dataset_index"]], dtype=np.int64
+    )
     has = rows >= 0
     if not has.any():
         raise InputError("none of the model's genes has expression in this file", path=expression)
@@ -85,17 +101,30 @@ def _frame_for(
     pred = predict_matrix(fitted, dataset, list(samples))
     genes = fitted.genes
     if labels_of is None:
-        roles = fitted.split.roles(genes["gene_id"].tolist(), genes["chrom"].tolist(), list(samples))
+        roles = fitted.split.roles(
+            genes["gene_id"].tolist(), genes["chrom"].tolist(), list(samples)
+        )
         labels = np.full(roles.shape, "", dtype=object)
         for code, name in ROLE_NAMES.items():
             labels[roles == code] = name
     else:
-        labels = np.tile(np.asarray([labels_of.get(s, label_default) for s in samples], dtype=object),
-                         (len(genes), 1))
+        labels = np.tile(
+            np.asarray([labels_of.get(s, label_default) for s in samples], dtype=object),
+            (len(genes), 1),
+        )
     labels[~has_gene] = ""
-    groups = [dataset.groups[int(dataset.sample_position(s)[0])] for s in samples]
-    return predictions_frame(genes, list(samples), groups, observed[:, cols], pred, fitted.train_mean,
-                             labels, model_label)
+    recorded = fitted.record.get("group_of", {})
+    groups = [recorded.get(s, dataset.groups[int(dataset.sample_position(s)[0])]) for s in samples]
+    return predictions_frame(
+        genes,
+        list(samples),
+        groups,
+        observed[:, cols],
+        pred,
+        fitted.train_mean,
+        labels,
+        model_label,
+    )
 
 
 def evaluation_predictions(
@@ -108,9 +137,14 @@ def evaluation_predictions(
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     config = read_config(model_dir)
     main = load_model(model_dir)
-    label = str(config.get("options", {}).get("model", main.name)) if config.get("folds") else main.name
+    label = (
+        str(config.get("options", {}).get("model", main.name)) if config.get("folds") else main.name
+    )
     if label == "auto" and not config.get("folds"):
         label = main.name
+    # metrics per group use the groups the model was trained with (sheet or auto)
+    group_of = dict(config.get("groups", {}).get("samples", {}))
+    main.record["group_of"] = group_of
     observed, samples, has = _observed(main, ds, expression)
     folds = fold_directories(model_dir)
     parts: list[pd.DataFrame] = []
@@ -118,6 +152,7 @@ def evaluation_predictions(
         done: set[str] = set()
         for directory in folds:
             fold = load_model(directory)
+            fold.record["group_of"] = group_of
             members = [s for s in samples if fold.split.sample_roles.get(s) == "test"]
             idx = [samples.index(s) for s in members]
             logger.info("evaluating %s: %d held-out sample(s)", directory.name, len(members))
@@ -208,7 +243,15 @@ def evaluate(
 
 def _log_headline(metrics: pd.DataFrame) -> None:
     """Log the within-gene headline: median r of predicted deviations on held-out splits."""
-    sel = metrics[(metrics["group"] == "all") & (metrics["metric"] == "gene_pearson_deviation_median")]
+    sel = metrics[
+        (metrics["group"] == "all") & (metrics["metric"] == "gene_pearson_deviation_median")
+    ]
     for row in sel.itertuples(index=False):
         if row.split in ("dev", "test", "oof") and np.isfinite(row.value):
-            logger.info("%s %s: median within-gene r (deviations) %.3f", row.model, row.split, row.value)
+            logger.info(
+                "%s %s: median within-gene r (deviations) %.3f", row.model, row.split, row.value
+            )
+
+
+#: Observed expression of a model's genes on its scale (public name, used by attribution targets).
+observed_expression = _observed

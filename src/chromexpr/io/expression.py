@@ -6,9 +6,9 @@ Two layouts are read, detected from the header:
 * nf-core/rnaseq (``salmon.merged.gene_tpm.tsv``): ``gene_id, gene_name`` then the samples.
 
 Genes are matched to the dataset by id with Ensembl version suffixes ignored
-(:func:`chromexpr.naming.strip_version`), then, for dataset genes still unmatched, by gene name (with a
-warning); samples are matched by exact name. Missing data is never filled in: an empty or NaN value is an
-error that names its line.
+(:func:`chromexpr.naming.strip_version`), then, for dataset genes still unmatched, by gene name
+(with a warning); samples are matched by exact name. Missing data is never filled in: an empty or
+NaN value is an error that names its line.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 
 from chromexpr.atomic import atomic_path
 from chromexpr.errors import InputError
+from chromexpr.io.text import open_text
 from chromexpr.log import logger
 from chromexpr.naming import strip_version
 
@@ -75,7 +76,8 @@ class MatchedExpression:
     gene_index
         ``int64 (n_matched,)``: dataset gene index of each matched gene, increasing (dataset order).
     sample_position
-        ``int64 (n_samples,)``: dataset sample position of each matched sample (expression-file order).
+        ``int64 (n_samples,)``: dataset sample position of each matched sample (expression-file
+        order).
     samples
         Matched sample names, same order as ``sample_position``.
     values
@@ -140,8 +142,8 @@ def read_expression(path: str | Path) -> ExpressionTable:
     Raises
     ------
     InputError
-        Missing file, no sample column, duplicated sample names, a non-numeric, empty or NaN value (the
-        message names the line and sample).
+        Missing file, no sample column, duplicated sample names, a non-numeric, empty or NaN value
+        (the message names the line and sample).
 
     Examples
     --------
@@ -158,19 +160,31 @@ def read_expression(path: str | Path) -> ExpressionTable:
         raise InputError("expression file not found", path=p)
     if p.is_dir():
         raise InputError("is a directory, expected an expression TSV", path=p)
+    with open_text(p) as handle:
+        header = handle.readline().rstrip("\n\r")
+    if not header.strip():
+        raise InputError("empty expression file (no header line)", path=p)
+    columns = header.split("\t")
     try:
         frame = pd.read_csv(
-            p, sep="\t", dtype=str, keep_default_na=False, na_filter=False, comment=None,
+            p,
+            sep="\t",
+            dtype=str,
+            header=None,
+            skiprows=1,
+            names=list(range(len(columns))),
+            keep_default_na=False,
+            na_filter=False,
             compression="infer",
         )
     except pd.errors.EmptyDataError:
-        raise InputError("empty expression file", path=p) from None
+        frame = pd.DataFrame(columns=list(range(len(columns))))
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"not a tab-separated table ({exc})", path=p) from None
-    columns = [str(c) for c in frame.columns]
     if len(columns) < 2:
         raise InputError(
-            "expression file needs a gene id column and at least one sample column", path=p,
+            "expression file needs a gene id column and at least one sample column",
+            path=p,
             fix="tab-separated: gene_id[, gene_name], sample1, sample2, ...",
         )
     has_names = len(columns) >= 3 and columns[1].strip().lower() in GENE_NAME_HEADERS
@@ -200,7 +214,9 @@ def read_expression(path: str | Path) -> ExpressionTable:
             raise InputError(
                 f"{what} for gene {ids[row]} in sample {samples[j]!r} "
                 f"({int(bad.sum())} such value(s) in this column)",
-                path=p, line=row + 2, fix="missing expression is not imputed; remove the gene or sample",
+                path=p,
+                line=row + 2,
+                fix="missing expression is not imputed; remove the gene or sample",
             )
         values[:, j] = numeric
     return ExpressionTable(
@@ -242,10 +258,11 @@ def match_expression(
 
     Notes
     -----
-    Ids are compared after :func:`chromexpr.naming.strip_version`. A dataset gene without an id match is
-    matched by name when exactly one expression row has that name (rows already used by an id match are
-    skipped); names shared by several rows are ambiguous and left unmatched. If an expression id occurs twice
-    after stripping versions, the first row is used and a warning is logged.
+    Ids are compared after :func:`chromexpr.naming.strip_version`. A dataset gene without an id
+    match is matched by name when exactly one expression row has that name (rows already used by an
+    id match are skipped); names shared by several rows are ambiguous and left unmatched. If an
+    expression id occurs twice after stripping versions, the first row is used and a warning is
+    logged.
 
     Examples
     --------
@@ -267,7 +284,10 @@ def match_expression(
     if duplicated:
         logger.warning(
             "%s: %d gene id(s) occur more than once after removing version suffixes (e.g. %s); "
-            "using the first row of each", table.path, len(duplicated), duplicated[0],
+            "using the first row of each",
+            table.path,
+            len(duplicated),
+            duplicated[0],
         )
     gene_rows = np.full(len(ds_ids), -1, dtype=np.int64)
     for i, gid in enumerate(ds_ids):
@@ -278,7 +298,7 @@ def match_expression(
         if row not in used:
             name_rows.setdefault(str(name), []).append(row)
     n_by_name = 0
-    for i in np.flatnonzero(gene_rows < 0):
+    for i in np.flatnonzero(gene_rows < 0).tolist():
         rows = name_rows.get(str(gene_names[i]), [])
         if len(rows) == 1 and rows[0] not in used:
             gene_rows[i] = rows[0]
@@ -287,22 +307,26 @@ def match_expression(
     if n_by_name:
         logger.warning(
             "%s: %d gene(s) matched by gene name because their ids did not match the dataset's",
-            table.path, n_by_name,
+            table.path,
+            n_by_name,
         )
     matched = np.flatnonzero(gene_rows >= 0)
     if matched.size == 0:
         raise InputError(
             f"no gene of the expression file matches the dataset (file ids e.g. "
             f"{', '.join(map(str, table.gene_ids[:3]))}; dataset ids e.g. {', '.join(ds_ids[:3])})",
-            path=table.path, fix="use the same annotation (Ensembl gene ids) for both",
+            path=table.path,
+            fix="use the same annotation (Ensembl gene ids) for both",
         )
     ds_samples = {str(s): i for i, s in enumerate(samples)}
     columns = [j for j, s in enumerate(table.samples) if s in ds_samples]
     if not columns:
         raise InputError(
-            f"no sample of the expression file is in the dataset (file: {_short(table.samples, 3)}; "
+            "no sample of the expression file is in the dataset "
+            f"(file: {_short(table.samples, 3)}; "
             f"dataset: {_short(list(samples), 3)})",
-            path=table.path, fix="expression columns must be named like the dataset's samples",
+            path=table.path,
+            fix="expression columns must be named like the dataset's samples",
         )
     matched_samples = [table.samples[j] for j in columns]
     unmatched_rows = sorted(set(range(len(expr_ids))) - used)
@@ -310,7 +334,7 @@ def match_expression(
         gene_index=matched.astype(np.int64),
         sample_position=np.asarray([ds_samples[s] for s in matched_samples], dtype=np.int64),
         samples=matched_samples,
-        values=table.values[np.ix_(gene_rows[matched], columns)],
+        values=table.values[np.ix_(gene_rows[matched], np.asarray(columns, dtype=np.int64))],
         n_by_name=n_by_name,
         unmatched_genes=[str(table.gene_ids[r]) for r in unmatched_rows],
         unmatched_samples=[s for s in table.samples if s not in ds_samples],
@@ -366,6 +390,9 @@ def read_long_table(path: str | Path) -> pd.DataFrame:
     if not p.exists():
         raise InputError("table not found", path=p)
     return pd.read_csv(
-        p, sep="\t", dtype={"gene_id": str, "gene_name": str, "sample": str, "group": str},
-        keep_default_na=False, na_values=["NaN", "nan"],
+        p,
+        sep="\t",
+        dtype={"gene_id": str, "gene_name": str, "sample": str, "group": str},
+        keep_default_na=False,
+        na_values=["NaN", "nan"],
     )

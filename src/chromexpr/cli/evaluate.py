@@ -1,0 +1,44 @@
+"""``chromexpr evaluate``: MODEL_DIR + dataset + expression -> EVAL_DIR (metrics, per gene, per
+sample)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chromexpr.cli._app import app, command_context
+from chromexpr.cli._options import Debug, Force, Quiet, Threads
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model_dir: Annotated[Path, typer.Argument(help="MODEL_DIR (from 'chromexpr train').")],
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset with the model's bin geometry and genes.")
+    ],
+    expression: Annotated[
+        Path, typer.Option("--expression", "-e", help="Observed expression TSV.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="EVAL_DIR to write.")] = Path(
+        "evaluation"
+    ),
+    splits: Annotated[
+        str | None,
+        typer.Option("--splits", help="Only these splits, comma-separated (train,dev,test,oof)."),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+    threads: Threads = None,
+) -> None:
+    """Score a model: metrics.tsv, per_gene.tsv, per_sample.tsv, predictions.tsv, history.tsv,
+    model.json."""
+    with command_context(quiet=quiet, debug=debug, threads=threads):
+        from chromexpr.evaluate.run import evaluate
+        from chromexpr.log import logger
+
+        wanted = [s.strip() for s in (splits or "").split(",") if s.strip()] or None
+        paths = evaluate(model_dir, dataset, expression, output, force=force, splits=wanted)
+        logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,1 @@
+"""Models that predict expression from binned accessibility."""
