@@ -1,13 +1,15 @@
-"""One definition of each check, run by developers and by CI (``.ci/run`` calls ``nox -s tests``).
+"""One definition of each check, run by developers and by CI.
 
-Sessions: tests, lint, bench, demo, docs. torch is pinned to the CPU wheel so that no session pulls a
-multi-GB CUDA build; users installing chromexpr get the range from pyproject.toml.
+``.ci/run`` calls ``nox -s tests``. Sessions: tests, lint, bench, demo, docs. torch is pinned to the
+CPU wheel so that no session pulls a multi-GB CUDA build; users installing chromexpr get the range
+from pyproject.toml.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -27,7 +29,10 @@ def _ensure_bedtools(session: nox.Session) -> None:
         session.run("apt-get", "update", "-qq", external=True)
         session.run("apt-get", "install", "-y", "-qq", "bedtools", external=True)
         return
-    session.error("bedtools is not installed: run 'sudo apt-get install bedtools' (or 'conda install bedtools')")
+    session.error(
+        "bedtools is not installed: run 'sudo apt-get install bedtools'"
+        " (or 'conda install bedtools')"
+    )
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -63,9 +68,9 @@ def bench(session: nox.Session) -> None:
     _install(session, "test")
     session.install("psutil")
     for script in ("bench_binning.py", "bench_bigwig_read.py", "bench_lasso.py", "bench_fc.py"):
-        path = os.path.join("benchmarks", script)
-        if os.path.exists(path):
-            session.run("python", path, *session.posargs)
+        path = Path("benchmarks") / script
+        if path.exists():
+            session.run("python", str(path), *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -81,4 +86,6 @@ def docs(session: nox.Session) -> None:
     """Doctests of the library and an up-to-date CLI reference (docs/cli.md)."""
     _install(session, "test")
     session.run("pytest", "-q", "--doctest-modules", "src/chromexpr", "-p", "no:cacheprovider")
-    session.run("typer", "chromexpr.cli", "utils", "docs", "--name", "chromexpr", "--output", "docs/cli.md")
+    session.run(
+        "typer", "chromexpr.cli", "utils", "docs", "--name", "chromexpr", "--output", "docs/cli.md"
+    )

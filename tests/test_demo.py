@@ -1,4 +1,7 @@
-"""The README's main job: ``chromexpr demo`` runs the whole pipeline green and writes every output."""
+"""The README's main job.
+
+``chromexpr demo`` runs the whole pipeline green and writes every output.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     from chromexpr.demo import run_demo
 
     messages: list[str] = []
-    result = run_demo(tmp_path / "demo", n_genes=150, n_samples=16, n_groups=4, echo=messages.append)
+    result = run_demo(
+        tmp_path / "demo", n_genes=150, n_samples=16, n_groups=4, echo=messages.append
+    )
     assert result.report.is_file() and result.report.stat().st_size > 10_000
     html = result.report.read_text()
     assert "<img" in html or "<svg" in html

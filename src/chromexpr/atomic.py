@@ -43,7 +43,7 @@ def replace_into(tmp: Path, final: Path) -> None:
         tmp.rename(final)
         _remove(old)
     else:
-        os.replace(tmp, final)
+        tmp.replace(final)
 
 
 @contextmanager

@@ -44,7 +44,9 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def _step(number: int, total: int, title: str, action: Callable[[], T], echo: Callable[[str], None]) -> T:
+def _step(
+    number: int, total: int, title: str, action: Callable[[], T], echo: Callable[[str], None]
+) -> T:
     start = time.perf_counter()
     echo(f"[{number}/{total}] {title} ...")
     result = action()
@@ -53,7 +55,9 @@ def _step(number: int, total: int, title: str, action: Callable[[], T], echo: Ca
 
 
 def _headline(metrics: pd.DataFrame, model: str, split: str) -> dict[str, float]:
-    rows = metrics[(metrics["model"] == model) & (metrics["split"] == split) & (metrics["group"] == "all")]
+    rows = metrics[
+        (metrics["model"] == model) & (metrics["split"] == split) & (metrics["group"] == "all")
+    ]
     return dict(zip(rows["metric"], rows["value"].astype(float), strict=False))
 
 
@@ -72,8 +76,8 @@ def run_demo(
     Parameters
     ----------
     output
-        Directory for everything the demo writes (``data/``, ``dataset.zarr``, ``models/``, ``eval/``,
-        ``attribution/``, ``report.html``).
+        Directory for everything the demo writes (``data/``, ``dataset.zarr``, ``models/``,
+        ``eval/``, ``attribution/``, ``report.html``).
     force
         Replace an existing demo directory.
     seed
@@ -110,8 +114,13 @@ def run_demo(
     total = 7
     data_dir = out / "data"
     config = SimulationConfig(n_genes=n_genes, n_samples=n_samples, n_groups=n_groups, seed=seed)
-    sim = _step(1, total, f"simulate {n_genes} genes x {n_samples} samples with planted links",
-                lambda: simulate(config, data_dir), echo)
+    sim = _step(
+        1,
+        total,
+        f"simulate {n_genes} genes x {n_samples} samples with planted links",
+        lambda: simulate(config, data_dir),
+        echo,
+    )
     tss_path = out / "tss.bed"
 
     def make_tss() -> pd.DataFrame:
@@ -121,8 +130,13 @@ def run_demo(
 
     genes = _step(2, total, "tss: one TSS per gene from the simulated GTF", make_tss, echo)
     dataset = out / "dataset.zarr"
-    _step(3, total, "bin: bigWigs -> dataset (2000 x 1 kb bins around each TSS)",
-          lambda: bin_dataset(genes, read_sample_sheet(data_dir / "samples.tsv"), dataset), echo)
+    _step(
+        3,
+        total,
+        "bin: bigWigs -> dataset (2000 x 1 kb bins around each TSS)",
+        lambda: bin_dataset(genes, read_sample_sheet(data_dir / "samples.tsv"), dataset),
+        echo,
+    )
     expression = data_dir / "expression" / "salmon.merged.gene_tpm.tsv"
     result = DemoResult(output=out, report=out / "report.html", dataset=dataset)
     split = SplitConfig(kind="sample", test_fraction=0.25, seed=seed)
@@ -135,7 +149,13 @@ def run_demo(
             result.models[name] = target
             echo(f"      trained {name}")
 
-    _step(4, total, f"train: {', '.join(DEMO_MODELS)} (whole groups of samples held out)", train_all, echo)
+    _step(
+        4,
+        total,
+        f"train: {', '.join(DEMO_MODELS)} (whole groups of samples held out)",
+        train_all,
+        echo,
+    )
 
     def evaluate_all() -> None:
         for name, model_dir in result.models.items():
@@ -143,7 +163,13 @@ def run_demo(
             evaluate(model_dir, dataset, expression, target)
             result.evaluations[name] = target
 
-    _step(5, total, "evaluate: held-out samples, within-gene and across-gene metrics", evaluate_all, echo)
+    _step(
+        5,
+        total,
+        "evaluate: held-out samples, within-gene and across-gene metrics",
+        evaluate_all,
+        echo,
+    )
     tables = {name: read_evaluation(path)["metrics"] for name, path in result.evaluations.items()}
     held_out = "test"
     scores = {
@@ -151,7 +177,9 @@ def run_demo(
         for name, table in tables.items()
         if name != "mean"
     }
-    best = max((m for m in scores if m != "activity"), key=lambda m: (scores[m] == scores[m], scores[m]))
+    best = max(
+        (m for m in scores if m != "activity"), key=lambda m: (scores[m] == scores[m], scores[m])
+    )
     data = open_dataset(dataset)
 
     def attribute_best() -> Path:
@@ -160,11 +188,21 @@ def run_demo(
         attribute(model, data, target, method="input_x_gradient", baseline="mean", top_k=5)
         return target
 
-    result.attribution = _step(6, total, f"attribute: which bins drive {best}'s predictions", attribute_best, echo)
-    _step(7, total, "report: HTML with every figure", lambda: make_report(
-        [result.evaluations[m] for m in result.evaluations], result.report,
-        attribution_dirs=[result.attribution] if result.attribution else [],
-        title="chromexpr demo on simulated data"), echo)
+    result.attribution = _step(
+        6, total, f"attribute: which bins drive {best}'s predictions", attribute_best, echo
+    )
+    _step(
+        7,
+        total,
+        "report: HTML with every figure",
+        lambda: make_report(
+            [result.evaluations[m] for m in result.evaluations],
+            result.report,
+            attribution_dirs=[result.attribution] if result.attribution else [],
+            title="chromexpr demo on simulated data",
+        ),
+        echo,
+    )
     result.seconds = time.perf_counter() - started
     best_metrics = _headline(tables[best], best, held_out)
     activity = scores.get("activity", float("nan"))

@@ -1,8 +1,8 @@
 """User-facing errors.
 
-Every problem caused by the user's input raises :class:`InputError` with a one-line message that names the
-file, the line when there is one, and how to fix it. The CLI prints that line and exits with status 2;
-``--debug`` shows the traceback instead.
+Every problem caused by the user's input raises :class:`InputError` with a one-line message that
+names the file, the line when there is one, and how to fix it. The CLI prints that line and exits
+with status 2; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations

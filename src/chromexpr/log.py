@@ -49,7 +49,7 @@ def progress_bar(description: str, total: float | None) -> Iterator[object]:
 
     Yields an object with ``advance(n=1)``.
     """
-    if is_quiet() or not sys.stderr.isatty() and total is None:
+    if is_quiet() or (not sys.stderr.isatty() and total is None):
         yield _Silent()
         return
     from rich.console import Console

@@ -14,7 +14,8 @@ def strip_version(gene_id: str) -> str:
     """Drop an Ensembl version suffix (``ENSG00000141510.17`` -> ``ENSG00000141510``).
 
     GENCODE's pseudo-autosomal copies keep a suffix (``ENSG00000182378.14_PAR_Y`` ->
-    ``ENSG00000182378_PAR_Y``) so they stay distinct from the chrX gene. Other ids are returned unchanged.
+    ``ENSG00000182378_PAR_Y``) so they stay distinct from the chrX gene. Other ids are returned
+    unchanged.
 
     Examples
     --------

@@ -1,7 +1,7 @@
 """Column names and coordinate conventions, defined once.
 
-All intervals in chromexpr are **0-based, half-open** ``[start, end)`` as in BED. Strands are ``"+"`` or
-``"-"``. A TSS is a 1-bp interval ``[tss, tss + 1)``.
+All intervals in chromexpr are **0-based, half-open** ``[start, end)`` as in BED. Strands are
+``"+"`` or ``"-"``. A TSS is a 1-bp interval ``[tss, tss + 1)``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Derive transcription start sites from an annotation table.
 
-A TSS is the 5' end of a feature: ``start`` on the + strand, ``end - 1`` on the - strand, written as the
-1-bp BED interval ``[tss, tss + 1)`` (0-based, half-open).
+A TSS is the 5' end of a feature: ``start`` on the + strand, ``end - 1`` on the - strand, written as
+the 1-bp BED interval ``[tss, tss + 1)`` (0-based, half-open).
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ class TssOptions:
     Attributes
     ----------
     level
-        ``"gene"``: the gene feature's 5' end. ``"transcript"``: transcripts' 5' ends, chosen by ``select``.
+        ``"gene"``: the gene feature's 5' end. ``"transcript"``: transcripts' 5' ends, chosen by
+        ``select``.
     select
-        With ``level="transcript"``: ``"canonical"`` (Ensembl_canonical/MANE tag; genes without one fall
-        back to their longest transcript), ``"longest"`` (largest genomic span), ``"all"`` (every transcript).
+        With ``level="transcript"``: ``"canonical"`` (Ensembl_canonical/MANE tag; genes without one
+        fall back to their longest transcript), ``"longest"`` (largest genomic span), ``"all"``
+        (every transcript).
     gene_types
         Keep only these ``gene_type``/``gene_biotype`` values (empty: keep all).
     chroms
@@ -82,11 +84,16 @@ def _choose_transcripts(tx: pd.DataFrame, select: Select) -> pd.DataFrame:
     order = tx.sort_values(["gene_id", "length", "transcript_id"], ascending=[True, False, True])
     if select == "longest":
         return order.drop_duplicates("gene_id", keep="first")
-    canonical = order[order["canonical"].to_numpy(dtype=bool)].drop_duplicates("gene_id", keep="first")
-    missing = order[~order["gene_id"].isin(canonical["gene_id"])].drop_duplicates("gene_id", keep="first")
+    canonical = order[order["canonical"].to_numpy(dtype=bool)].drop_duplicates(
+        "gene_id", keep="first"
+    )
+    missing = order[~order["gene_id"].isin(canonical["gene_id"])].drop_duplicates(
+        "gene_id", keep="first"
+    )
     if len(missing):
         logger.warning(
-            "%d gene(s) have no canonical transcript tag; using their longest transcript", len(missing)
+            "%d gene(s) have no canonical transcript tag; using their longest transcript",
+            len(missing),
         )
     return pd.concat([canonical, missing])
 
@@ -100,7 +107,10 @@ def sort_tss(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def resolve_duplicates(table: pd.DataFrame, *, what: str = "id") -> pd.DataFrame:
-    """Keep the first row (in sorted order) of each duplicated ``name``; warn with a count and examples."""
+    """Keep the first row (in sorted order) of each duplicated ``name``.
+
+    Warns with a count and examples.
+    """
     duplicated = table["name"].duplicated(keep="first")
     if bool(duplicated.any()):
         names = table.loc[duplicated, "name"].unique()
@@ -114,8 +124,12 @@ def resolve_duplicates(table: pd.DataFrame, *, what: str = "id") -> pd.DataFrame
     return table[~duplicated.to_numpy()].reset_index(drop=True)
 
 
-def tss_from_annotation(annotation: pd.DataFrame, options: TssOptions | None = None) -> pd.DataFrame:
-    """One TSS row per gene (or transcript) from a table made by :func:`chromexpr.io.annotation.read_annotation`.
+def tss_from_annotation(
+    annotation: pd.DataFrame, options: TssOptions | None = None
+) -> pd.DataFrame:
+    """One TSS row per gene (or transcript) from an annotation table.
+
+    The table is made by :func:`chromexpr.io.annotation.read_annotation`.
 
     Parameters
     ----------
@@ -127,17 +141,20 @@ def tss_from_annotation(annotation: pd.DataFrame, options: TssOptions | None = N
     Returns
     -------
     pandas.DataFrame
-        Columns ``chrom, start, end, name, score, strand, gene_name, gene_type`` (plus ``gene_id`` and,
-        with ``level="transcript"``, ``transcript_id``); 1-bp TSS intervals, sorted, unique names.
+        Columns ``chrom, start, end, name, score, strand, gene_name, gene_type`` (plus ``gene_id``
+        and, with ``level="transcript"``, ``transcript_id``); 1-bp TSS intervals, sorted, unique
+        names.
 
     Examples
     --------
     >>> ann = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [100, 500], "end": [200, 900],
-    ...     "strand": ["+", "-"], "feature": ["gene", "gene"], "gene_id": ["ENSG01.3", "ENSG02.1"],
-    ...     "gene_name": ["A", "B"], "gene_type": ["protein_coding"] * 2, "transcript_id": [None, None],
-    ...     "canonical": [False, False], "length": [100, 400]})
-    >>> tss_from_annotation(ann)[["chrom", "start", "end", "name", "strand"]].values.tolist()
-    [['chr1', 100, 101, 'ENSG01', '+'], ['chr1', 899, 900, 'ENSG02', '-']]
+    ...     "strand": ["+", "-"], "feature": ["gene", "gene"], "gene_id": ["ENSG00000000001.3",
+    ...     "ENSG00000000002.1"],
+    ...     "gene_name": ["A", "B"], "gene_type": ["protein_coding"] * 2,
+    ...     "transcript_id": [None, None], "canonical": [False, False], "length": [100, 400]})
+    >>> rows = tss_from_annotation(ann)[["chrom", "start", "end", "name", "strand"]].values.tolist()
+    >>> rows[0], rows[1]
+    (['chr1', 100, 101, 'ENSG00000000001', '+'], ['chr1', 899, 900, 'ENSG00000000002', '-'])
     """
     options = options or TssOptions()
     table = annotation
@@ -154,8 +171,12 @@ def tss_from_annotation(annotation: pd.DataFrame, options: TssOptions | None = N
         if rows.empty:  # GTFs with transcripts only: a gene spans its transcripts
             tx = table[table["feature"] == "transcript"]
             rows = tx.groupby(["gene_id"], as_index=False).agg(
-                chrom=("chrom", "first"), start=("start", "min"), end=("end", "max"),
-                strand=("strand", "first"), gene_name=("gene_name", "first"), gene_type=("gene_type", "first"),
+                chrom=("chrom", "first"),
+                start=("start", "min"),
+                end=("end", "max"),
+                strand=("strand", "first"),
+                gene_name=("gene_name", "first"),
+                gene_type=("gene_type", "first"),
             )
     else:
         tx = table[table["feature"] == "transcript"]
@@ -187,29 +208,39 @@ def tss_from_annotation(annotation: pd.DataFrame, options: TssOptions | None = N
         out["transcript_id"] = tx_ids.to_numpy()
         if options.select == "all":
             out["name"] = out["transcript_id"]
-    if options.id_field == "gene_name" and not (options.level == "transcript" and options.select == "all"):
+    if options.id_field == "gene_name" and not (
+        options.level == "transcript" and options.select == "all"
+    ):
         out["name"] = out["gene_name"]
     out = sort_tss(out)
-    return resolve_duplicates(out, what="transcript id" if options.select == "all" and options.level == "transcript" else options.id_field)
+    return resolve_duplicates(
+        out,
+        what="transcript id"
+        if options.select == "all" and options.level == "transcript"
+        else options.id_field,
+    )
 
 
 def load_tss(path: str | Path, options: TssOptions | None = None) -> pd.DataFrame:
     """TSS table from either a TSS/gene BED or a GTF/GFF3 annotation.
 
-    A BED is taken as written by ``chromexpr tss`` (1-bp intervals); wider BED intervals are read as gene
-    bounds and reduced to their 5' end. An annotation goes through :func:`tss_from_annotation`.
+    A BED is taken as written by ``chromexpr tss`` (1-bp intervals); wider BED intervals are read as
+    gene bounds and reduced to their 5' end. An annotation goes through :func:`tss_from_annotation`.
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`chromexpr.schemas.TSS_COLUMNS` (plus ``gene_id``), sorted, unique names.
+        The columns of :data:`chromexpr.schemas.TSS_COLUMNS` (plus ``gene_id``), sorted, unique
+        names.
     """
     from chromexpr.io.annotation import read_annotation
     from chromexpr.io.tss_bed import is_bed, read_tss_bed
 
     if is_bed(path):
         table = read_tss_bed(path)
-        tss = _five_prime(table["start"].to_numpy(), table["end"].to_numpy(), table["strand"].to_numpy())
+        tss = _five_prime(
+            table["start"].to_numpy(), table["end"].to_numpy(), table["strand"].to_numpy()
+        )
         table["start"] = tss
         table["end"] = tss + 1
         if options is not None and options.chroms is not None:
@@ -223,4 +254,11 @@ def load_tss(path: str | Path, options: TssOptions | None = None) -> pd.DataFram
     return tss_from_annotation(read_annotation(path), options)
 
 
-__all__ = ["TSS_COLUMNS", "TssOptions", "load_tss", "resolve_duplicates", "sort_tss", "tss_from_annotation"]
+__all__ = [
+    "TSS_COLUMNS",
+    "TssOptions",
+    "load_tss",
+    "resolve_duplicates",
+    "sort_tss",
+    "tss_from_annotation",
+]

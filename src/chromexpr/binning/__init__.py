@@ -1,1 +1,4 @@
-"""Binning accessibility into TSS-centred windows: numba kernels, signal tracks, the dataset pipeline."""
+"""Binning accessibility into TSS-centred windows.
+
+Numba kernels, signal tracks, the dataset pipeline.
+"""

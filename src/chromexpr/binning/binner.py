@@ -18,9 +18,10 @@ _AGGREGATE_CODES = {"mean": 0, "sum": 1, "max": 2}
 class BinSpec:
     """Window geometry: ``2 * flank / bin_size`` bins of ``bin_size`` bp around each TSS.
 
-    On the + strand bin ``k`` of a TSS ``[s, e)`` covers ``[s - flank + k*bin_size, s - flank + (k+1)*bin_size)``.
-    On the - strand the window ``[e - flank, e + flank)`` is binned in genome order and reversed. Bin 0 is
-    always the farthest upstream; bin ``flank / bin_size`` holds the TSS base.
+    On the + strand bin ``k`` of a TSS ``[s, e)`` covers
+    ``[s - flank + k*bin_size, s - flank + (k+1)*bin_size)``. On the - strand the window
+    ``[e - flank, e + flank)`` is binned in genome order and reversed. Bin 0 is always the farthest
+    upstream; bin ``flank / bin_size`` holds the TSS base.
     """
 
     flank: int = 1_000_000
@@ -29,7 +30,9 @@ class BinSpec:
 
     def __post_init__(self) -> None:
         if self.bin_size <= 0 or self.flank <= 0:
-            raise InputError(f"flank ({self.flank}) and bin size ({self.bin_size}) must be positive")
+            raise InputError(
+                f"flank ({self.flank}) and bin size ({self.bin_size}) must be positive"
+            )
         if self.flank % self.bin_size:
             raise InputError(
                 f"flank {self.flank} is not a multiple of bin size {self.bin_size}",
@@ -49,7 +52,10 @@ class BinSpec:
         return self.flank // self.bin_size
 
     def bin_offsets(self) -> np.ndarray:
-        """Start of each bin relative to the TSS, in the gene's orientation (bp; negative = upstream)."""
+        """Start of each bin relative to the TSS, in the gene's orientation.
+
+        In bp; negative = upstream.
+        """
         return (np.arange(self.n_bins, dtype=np.int64) - self.tss_bin) * self.bin_size
 
     def to_dict(self) -> dict[str, object]:
@@ -103,7 +109,9 @@ def bin_track(
         raise ValueError(f"out has shape {out.shape}, expected {(n_genes, spec.n_bins)}")
     index = {c: i for i, c in enumerate(track.chroms)}
     chrom_idx = np.fromiter((index.get(c, -1) for c in gene_chrom), dtype=np.int64, count=n_genes)
-    anchors = window_anchors(np.asarray(tss_start), np.asarray(tss_end), np.asarray(minus, dtype=bool))
+    anchors = window_anchors(
+        np.asarray(tss_start), np.asarray(tss_end), np.asarray(minus, dtype=bool)
+    )
     bin_windows_kernel(
         track.starts,
         track.ends,

@@ -1,4 +1,7 @@
-"""Match chromosome names between the annotation and a signal (``chr1`` vs ``1``, ``chrM`` vs ``MT``)."""
+"""Match chromosome names between the annotation and a signal.
+
+For example ``chr1`` vs ``1``, ``chrM`` vs ``MT``.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ class ChromMatch:
     Attributes
     ----------
     mapping
-        Signal name -> annotation name, for every renamed chromosome (identity names are not listed).
+        Signal name -> annotation name, for every renamed chromosome (identity names are not
+        listed).
     renamed
         ``(signal name, annotation name)`` pairs renamed automatically (to report in a warning).
     """
@@ -54,9 +58,9 @@ def match_chroms(
 ) -> ChromMatch:
     """Map signal chromosome names onto annotation names.
 
-    With ``alias`` (from ``--chrom-alias``), it is applied as given. Otherwise, a signal chromosome absent
-    from the annotation is renamed to its other-convention name when that name is in the annotation and not
-    already used by the signal (so the mapping stays one-to-one).
+    With ``alias`` (from ``--chrom-alias``), it is applied as given. Otherwise, a signal chromosome
+    absent from the annotation is renamed to its other-convention name when that name is in the
+    annotation and not already used by the signal (so the mapping stays one-to-one).
 
     Raises
     ------
@@ -80,6 +84,9 @@ def match_chroms(
         raise InputError(
             f"no chromosome in common between the annotation ({_preview(genes)}) and {source} "
             f"({_preview(signal)})",
-            fix="use the same assembly/naming, or give --chrom-alias FILE (two columns: signal name, annotation name)",
+            fix=(
+                "use the same assembly/naming, or give --chrom-alias FILE"
+                " (two columns: signal name, annotation name)"
+            ),
         )
     return ChromMatch(mapping=mapping, renamed=sorted(renamed))

@@ -19,7 +19,8 @@ class SignalTrack:
     chroms
         Chromosomes with data, in storage order.
     offsets
-        int64, ``len(chroms) + 1``: the segments of ``chroms[i]`` are ``[offsets[i], offsets[i + 1])``.
+        int64, ``len(chroms) + 1``: the segments of ``chroms[i]`` are
+        ``[offsets[i], offsets[i + 1])``.
     starts, ends
         int64 segment bounds.
     values
@@ -88,8 +89,8 @@ def track_from_chrom_arrays(
 
     Examples
     --------
-    >>> t = track_from_chrom_arrays({"chr1": (np.array([0, 5]), np.array([10, 8]), np.array([1.0, 2.0]))},
-    ...                             flatten=True)
+    >>> arrays = (np.array([0, 5]), np.array([10, 8]), np.array([1.0, 2.0]))
+    >>> t = track_from_chrom_arrays({"chr1": arrays}, flatten=True)
     >>> t.starts.tolist(), t.ends.tolist(), t.values.tolist()
     ([0, 5, 8], [5, 8, 10], [1.0, 3.0, 1.0])
     """

@@ -13,8 +13,8 @@ from chromexpr.cli import merge as _merge  # noqa: F401
 from chromexpr.cli import predict as _predict  # noqa: F401
 from chromexpr.cli import report as _report  # noqa: F401
 from chromexpr.cli import simulate as _simulate  # noqa: F401
-from chromexpr.cli import tss as _tss  # noqa: F401
 from chromexpr.cli import train as _train  # noqa: F401
+from chromexpr.cli import tss as _tss  # noqa: F401
 from chromexpr.cli._app import app
 
 

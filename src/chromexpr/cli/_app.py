@@ -39,7 +39,9 @@ def _set_threads(threads: int | None) -> None:
     if "numba" in sys.modules:  # already imported (library use, tests): adjust at run time
         import numba
 
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        # numba.config sets its attributes at run time, so its stubs do not list them
+        max_threads: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(min(threads, max_threads))
     if "torch" in sys.modules:
         import torch
 
@@ -47,7 +49,9 @@ def _set_threads(threads: int | None) -> None:
 
 
 @contextmanager
-def command_context(*, quiet: bool = False, debug: bool = False, threads: int | None = None) -> Iterator[None]:
+def command_context(
+    *, quiet: bool = False, debug: bool = False, threads: int | None = None
+) -> Iterator[None]:
     """Configure logging/threads and turn chromexpr errors into one line on stderr and an exit code.
 
     Parameters
@@ -93,7 +97,11 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
 ) -> None:
     """Predict gene expression from chromatin accessibility."""

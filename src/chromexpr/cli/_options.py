@@ -7,12 +7,19 @@ from typing import Annotated
 
 import typer
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
 Threads = Annotated[
-    int | None, typer.Option("--threads", "-t", help="Worker threads for numeric kernels [default: all cores].")
+    int | None,
+    typer.Option(
+        "--threads", "-t", help="Worker threads for numeric kernels [default: all cores]."
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Replace existing outputs.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed (results are reproducible for a given seed).")]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Random seed (results are reproducible for a given seed).")
+]
 OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output directory.")]
 OutputFile = Annotated[Path, typer.Option("--output", "-o", help="Output file.")]

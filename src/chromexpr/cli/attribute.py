@@ -123,10 +123,6 @@ def attribute_command(
 
             sizes = read_chrom_sizes(chrom_sizes)
         data = open_dataset(dataset)
-        if target.value == "error" and expression is None:
-            from chromexpr.errors import InputError
-
-            raise InputError("--target error needs --expression EXPR (the observed expression)")
         model = adapters.attributable_from_model_dir(model_dir, data, expression=expression)
         paths = attribute(
             model,

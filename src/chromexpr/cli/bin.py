@@ -26,41 +26,61 @@ class PeakValueChoice(str, Enum):
 
 @app.command("bin")
 def bin_command(
-    tss: Annotated[Path, typer.Argument(help="TSS BED (from 'chromexpr tss') or a GTF/GFF3 annotation.")],
+    tss: Annotated[
+        Path, typer.Argument(help="TSS BED (from 'chromexpr tss') or a GTF/GFF3 annotation.")
+    ],
     inputs: Annotated[
         list[Path] | None,
-        typer.Argument(help="bigWig, bedGraph, BED/narrowPeak/broadPeak (.gz ok) or *.featureCounts.txt files."),
+        typer.Argument(
+            help="bigWig, bedGraph, BED/narrowPeak/broadPeak (.gz ok) or *.featureCounts.txt files."
+        ),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset directory (Zarr).")] = Path("dataset.zarr"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Dataset directory (Zarr).")
+    ] = Path("dataset.zarr"),
     samples: Annotated[
         Path | None, typer.Option("--samples", help="Sample sheet: sample<TAB>path[<TAB>group].")
     ] = None,
-    flank: Annotated[int, typer.Option(help="Bases upstream and downstream of the TSS.")] = 1_000_000,
+    flank: Annotated[
+        int, typer.Option(help="Bases upstream and downstream of the TSS.")
+    ] = 1_000_000,
     bin_size: Annotated[int, typer.Option("--bin-size", help="Bin width (bp).")] = 1000,
-    aggregate: Annotated[AggregateChoice, typer.Option(help="Per-bin statistic over bases.")] = AggregateChoice.mean,
+    aggregate: Annotated[
+        AggregateChoice, typer.Option(help="Per-bin statistic over bases.")
+    ] = AggregateChoice.mean,
     peak_value: Annotated[
-        PeakValueChoice, typer.Option("--peak-value", help="Value of a peak: column 7, column 5, or 1.")
+        PeakValueChoice,
+        typer.Option("--peak-value", help="Value of a peak: column 7, column 5, or 1."),
     ] = PeakValueChoice.signal,
     regions: Annotated[
-        Path | None, typer.Option("--regions", help="Regions BED for a count matrix whose rows are named.")
+        Path | None,
+        typer.Option("--regions", help="Regions BED for a count matrix whose rows are named."),
     ] = None,
     chrom_alias: Annotated[
-        Path | None, typer.Option("--chrom-alias", help="Two columns: signal chromosome name, annotation name.")
+        Path | None,
+        typer.Option("--chrom-alias", help="Two columns: signal chromosome name, annotation name."),
     ] = None,
     chrom_sizes: Annotated[
-        Path | None, typer.Option("--chrom-sizes", help="chrom<TAB>length, to validate coordinates.")
+        Path | None,
+        typer.Option("--chrom-sizes", help="chrom<TAB>length, to validate coordinates."),
     ] = None,
     gene_type: Annotated[
-        list[str] | None, typer.Option("--gene-type", help="With an annotation: keep this gene type (repeatable).")
+        list[str] | None,
+        typer.Option("--gene-type", help="With an annotation: keep this gene type (repeatable)."),
     ] = None,
-    append: Annotated[bool, typer.Option("--append", help="Add samples to an existing dataset.")] = False,
-    chunk_genes: Annotated[int, typer.Option("--chunk-genes", help="Genes per storage chunk.")] = 256,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add samples to an existing dataset.")
+    ] = False,
+    chunk_genes: Annotated[
+        int, typer.Option("--chunk-genes", help="Genes per storage chunk.")
+    ] = 256,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
     threads: Threads = None,
 ) -> None:
-    """Bin accessibility into 2*FLANK/BIN_SIZE bins around each TSS (deepTools reference-point semantics)."""
+    """Bin accessibility into 2*FLANK/BIN_SIZE bins around each TSS
+    (deepTools reference-point semantics)."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.annotation.tss import TssOptions, load_tss
         from chromexpr.binning.binner import BinSpec
@@ -81,16 +101,26 @@ def bin_command(
         tss_options = TssOptions(gene_types=tuple(gene_type or ()))
         genes = load_tss(tss, tss_options)
         options = BinOptions(
-            spec=BinSpec(flank=flank, bin_size=bin_size, aggregate=aggregate.value),  # type: ignore[arg-type]
-            peak_value=peak_value.value,  # type: ignore[arg-type]
+            spec=BinSpec(flank=flank, bin_size=bin_size, aggregate=aggregate.value),
+            peak_value=peak_value.value,
             chrom_alias=read_chrom_alias(chrom_alias) if chrom_alias else None,
             chrom_sizes=read_chrom_sizes(chrom_sizes) if chrom_sizes else None,
             regions=regions,
             chunk_genes=chunk_genes,
         )
-        logger.info("binning %d sample(s) x %d genes x %d bins", len(sources), len(genes), options.spec.n_bins)
+        logger.info(
+            "binning %d sample(s) x %d genes x %d bins",
+            len(sources),
+            len(genes),
+            options.spec.n_bins,
+        )
         path = bin_dataset(
-            genes, sources, output, options=options, append=append, force=force,
+            genes,
+            sources,
+            output,
+            options=options,
+            append=append,
+            force=force,
             provenance={"tss": str(tss), "tss_options": tss_options.to_dict()},
         )
         logger.info("wrote %s", path)

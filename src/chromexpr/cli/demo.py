@@ -13,7 +13,9 @@ from chromexpr.cli._options import Debug, Force, Quiet, Seed, Threads
 
 @app.command("demo")
 def demo_command(
-    output: Annotated[Path, typer.Argument(help="Directory for the demo's outputs.")] = Path("chromexpr-demo"),
+    output: Annotated[Path, typer.Argument(help="Directory for the demo's outputs.")] = Path(
+        "chromexpr-demo"
+    ),
     seed: Seed = 0,
     force: Force = False,
     quiet: Quiet = False,

@@ -20,7 +20,9 @@ class ExportFormat(str, Enum):
 def export_command(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (matrix.gz).")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = ExportFormat.deeptools,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="Output format.")
+    ] = ExportFormat.deeptools,
     samples: Annotated[
         str | None, typer.Option("--samples", help="Comma-separated samples [default: all].")
     ] = None,
@@ -39,4 +41,6 @@ def export_command(
         names = [s.strip() for s in samples.split(",")] if samples else list(data.samples)
         positions = data.sample_position(names)
         with atomic_path(output, force=force) as tmp:
-            write_deeptools_matrix(tmp, data.genes, data.iter_gene_blocks(positions), data.spec, names)
+            write_deeptools_matrix(
+                tmp, data.genes, data.iter_gene_blocks(positions), data.spec, names
+            )

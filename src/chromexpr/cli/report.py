@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from chromexpr.cli._app import app, command_context
-from chromexpr.cli._options import Debug, Force, Quiet
+from chromexpr.cli._options import Debug, Force, Quiet, Threads
 
 
 class EmbedChoice(str, Enum):
@@ -39,9 +39,10 @@ def report_command(
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
+    threads: Threads = None,
 ) -> None:
     """Write REPORT.html (opens offline) and the same figures as PNG and SVG in REPORT_figures/."""
-    with command_context(quiet=quiet, debug=debug):
+    with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.log import logger
         from chromexpr.report.run import make_report
 

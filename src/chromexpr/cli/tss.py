@@ -43,21 +43,30 @@ def tss_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output BED [default: stdout].")
     ] = None,
-    level: Annotated[LevelChoice, typer.Option(help="TSS of the gene feature or of transcripts.")] = LevelChoice.gene,
+    level: Annotated[
+        LevelChoice, typer.Option(help="TSS of the gene feature or of transcripts.")
+    ] = LevelChoice.gene,
     select: Annotated[
         SelectChoice, typer.Option(help="With --level transcript: which transcripts.")
     ] = SelectChoice.canonical,
     gene_type: Annotated[
         list[str] | None,
-        typer.Option("--gene-type", help="Keep this gene_type/gene_biotype (repeatable) [default: all]."),
+        typer.Option(
+            "--gene-type", help="Keep this gene_type/gene_biotype (repeatable) [default: all]."
+        ),
     ] = None,
     chroms: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated chromosomes to keep, 'primary' (chr1-22,X,Y; the default) or 'all'."
+            help=(
+                "Comma-separated chromosomes to keep, 'primary' (chr1-22,X,Y; the default)"
+                " or 'all'."
+            )
         ),
     ] = None,
-    id_field: Annotated[IdChoice, typer.Option("--id", help="Attribute that names each row.")] = IdChoice.gene_id,
+    id_field: Annotated[
+        IdChoice, typer.Option("--id", help="Attribute that names each row.")
+    ] = IdChoice.gene_id,
     keep_version: Annotated[
         bool, typer.Option("--keep-version", help="Keep Ensembl version suffixes (ENSG...15).")
     ] = False,
@@ -76,11 +85,11 @@ def tss_command(
         from chromexpr.log import logger
 
         options = TssOptions(
-            level=level.value,  # type: ignore[arg-type]
-            select=select.value,  # type: ignore[arg-type]
+            level=level.value,
+            select=select.value,
             gene_types=tuple(gene_type or ()),
             chroms=parse_chroms(chroms),
-            id_field=id_field.value,  # type: ignore[arg-type]
+            id_field=id_field.value,
             keep_version=keep_version,
         )
         table = load_tss(annotation, options)

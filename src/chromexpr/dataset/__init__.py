@@ -1,4 +1,7 @@
-"""The binned dataset on disk: a Zarr store of openness (gene x sample x bin) with labelled coordinates."""
+"""The binned dataset on disk.
+
+A Zarr store of openness (gene x sample x bin) with labelled coordinates.
+"""
 
 from chromexpr.dataset.store import Dataset, open_dataset
 

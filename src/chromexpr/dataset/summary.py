@@ -22,7 +22,9 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "group": data.groups[i],
                 "mean": float(values.mean(dtype=np.float64)),
                 "max": float(values.max()) if values.size else 0.0,
-                "nonzero_fraction": float(np.count_nonzero(values) / values.size) if values.size else 0.0,
+                "nonzero_fraction": float(np.count_nonzero(values) / values.size)
+                if values.size
+                else 0.0,
                 "zero_genes": int((~values.any(axis=1)).sum()),
             }
         )
@@ -46,17 +48,24 @@ def format_description(description: dict[str, Any]) -> str:
     provenance = description.get("provenance", {})
     lines = [
         f"dataset     {description['path']}",
-        f"shape       {shape['gene']} genes x {shape['sample']} samples x {shape['bin']} bins (float32)",
+        f"shape       {shape['gene']} genes x {shape['sample']} samples x {shape['bin']} bins"
+        " (float32)",
         f"geometry    TSS +/- {description['flank']:,} bp, {description['bin_size']:,} bp bins, "
         f"{description['aggregate']} per bin",
         f"chromosomes {description['chromosomes']}",
-        f"created by  chromexpr {provenance.get('version', '?')} on {provenance.get('created', '?')}",
+        f"created by  chromexpr {provenance.get('version', '?')}"
+        f" on {provenance.get('created', '?')}",
         f"command     {provenance.get('command', '?')}",
     ]
     if description["incomplete_samples"]:
-        lines.append(f"INCOMPLETE  {', '.join(description['incomplete_samples'])} (re-run 'chromexpr bin --append')")
+        lines.append(
+            f"INCOMPLETE  {', '.join(description['incomplete_samples'])}"
+            " (re-run 'chromexpr bin --append')"
+        )
     lines.append("")
-    lines.append(f"{'sample':<24}{'group':<12}{'mean':>12}{'max':>12}{'nonzero':>10}{'zero genes':>12}")
+    lines.append(
+        f"{'sample':<24}{'group':<12}{'mean':>12}{'max':>12}{'nonzero':>10}{'zero genes':>12}"
+    )
     for row in description["samples"]:
         lines.append(
             f"{row['sample']:<24}{row['group']:<12}{row['mean']:>12.4g}{row['max']:>12.4g}"

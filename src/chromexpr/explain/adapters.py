@@ -3,26 +3,26 @@
 :func:`attributable_from_model_dir` loads MODEL_DIR and returns an object satisfying
 :class:`chromexpr.explain.attribution.Attributable` over a dataset.
 
-Inputs are always the dataset's ``n_bins`` bins (bin 0 = farthest upstream), transformed exactly as at
-predict time (the openness transforms fitted on training samples, applied with each sample's own
+Inputs are always the dataset's ``n_bins`` bins (bin 0 = farthest upstream), transformed exactly as
+at predict time (the openness transforms fitted on training samples, applied with each sample's own
 statistics). Bins a model does not read carry zero weight.
 
-* Linear models (``mean``, ``activity``, ``lasso``, ``lasso-gene``): every prediction is affine in the
-  input row, ``f_g(x) = w_g . x + c_g`` on the transformed expression scale (per-gene standardisation
-  included). ``w_g`` and ``c_g`` are read off the fitted model by evaluating it on the unit vectors and
-  on zero — exact for affine models, whatever their internal parametrisation (distance kernels,
-  per-gene centring) — so attributions are exact closed forms.
-* ``fc``: the network is attributed with Captum through a torch module over the inputs centred by each
-  gene's training means (the network's own input). Per-gene output constants do not change gradients;
-  for ``--target error`` the targets are shifted by them so that the error is the model's true error.
-  The optional linear backbone of an ``fc`` model is a per-gene affine term: its share is not part of
-  the network's attributions (documented in docs/explain.md).
+* Linear models (``mean``, ``activity``, ``lasso``, ``lasso-gene``): every prediction is affine in
+  the input row, ``f_g(x) = w_g . x + c_g`` on the transformed expression scale (per-gene
+  standardisation included). ``w_g`` and ``c_g`` are read off the fitted model by evaluating it on
+  the unit vectors and on zero — exact for affine models, whatever their internal parametrisation
+  (distance kernels, per-gene centring) — so attributions are exact closed forms.
+* ``fc``: the network is attributed with Captum through a torch module over the inputs centred by
+  each gene's training means (the network's own input). Per-gene output constants do not change
+  gradients; for ``--target error`` the targets are shifted by them so that the error is the
+  model's true error. The optional linear backbone of an ``fc`` model is a per-gene affine term: its
+  share is not part of the network's attributions (documented in docs/explain.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -34,10 +34,13 @@ if TYPE_CHECKING:
     from chromexpr.dataset.store import Dataset
     from chromexpr.explain.attribution import Attributable
     from chromexpr.models.base import FittedModel
+    from chromexpr.models.fc import FcModel
 
 __all__ = ["ModelAdapter", "attributable_from_model_dir"]
 
-_LINEAR_MODELS = frozenset({"mean", "activity", "lasso", "lasso-gene"})
+_LINEAR_MODELS = frozenset({"mean", "lasso", "lasso-gene"})
+#: Models attributed through a torch module (``activity``: slope * log1p(relu(w . x)) + c_g).
+_MODULE_MODELS = frozenset({"fc", "activity"})
 _GENE_BATCH = 8
 
 
@@ -47,7 +50,9 @@ class ModelAdapter:
     Gene indices are dataset gene indices; sample positions are dataset sample positions.
     """
 
-    def __init__(self, fitted: FittedModel, dataset: Dataset, expression: str | Path | None = None) -> None:
+    def __init__(
+        self, fitted: FittedModel, dataset: Dataset, expression: str | Path | None = None
+    ) -> None:
         from chromexpr.models.predict import check_compatible
 
         check_compatible(fitted, dataset)
@@ -60,7 +65,7 @@ class ModelAdapter:
         self._expression = expression
         self._observed: Any = None
         self._affine: dict[int, tuple[np.ndarray, float]] = {}
-        if fitted.name not in _LINEAR_MODELS and fitted.name != "fc":
+        if fitted.name not in _LINEAR_MODELS | _MODULE_MODELS:
             raise InputError(f"no attribution adapter for models of type {fitted.name!r}")
         if fitted.name == "fc" and getattr(fitted.model.params, "group_input", False):
             raise InputError(
@@ -92,8 +97,13 @@ class ModelAdapter:
         return np.arange(self.dataset.n_bins) if bins is None else np.asarray(bins, dtype=np.int64)
 
     # -- Attributable ---------------------------------------------------------------------------
-    def input_rows(self, dataset: Dataset, gene_idx: np.ndarray, sample_pos: np.ndarray) -> np.ndarray:
-        """Transformed openness of each (gene, sample) row over all bins: float32 ``(n, n_bins)``."""
+    def input_rows(
+        self, dataset: Dataset, gene_idx: np.ndarray, sample_pos: np.ndarray
+    ) -> np.ndarray:
+        """Transformed openness of each (gene, sample) row over all bins.
+
+        float32 ``(n, n_bins)``.
+        """
         gene_idx = np.asarray(gene_idx, dtype=np.int64)
         sample_pos = np.asarray(sample_pos, dtype=np.int64)
         raw = dataset.read_rows(gene_idx, sample_pos)
@@ -112,7 +122,10 @@ class ModelAdapter:
         gene_idx = np.asarray(gene_idx, dtype=np.int64)
         train = [s for s in self.fitted.split.train_samples if s in self.dataset.samples]
         if not train:
-            raise InputError("none of the model's training samples is in this dataset", fix="use --baseline zeros")
+            raise InputError(
+                "none of the model's training samples is in this dataset",
+                fix="use --baseline zeros",
+            )
         positions = self.dataset.sample_position(train)
         out = np.zeros((gene_idx.size, self.n_inputs), dtype=np.float64)
         for p in positions:
@@ -123,6 +136,8 @@ class ModelAdapter:
         """The fc network over centred inputs (``None`` for linear models)."""
         if self.name in _LINEAR_MODELS:
             return None
+        if self.name == "activity":
+            return _activity_module(self.fitted, self._feature_bins())
         return _CentredNetwork(self.fitted, self._feature_bins())
 
     def _affine_of(self, local: int) -> tuple[np.ndarray, float]:
@@ -164,9 +179,14 @@ class ModelAdapter:
         return np.asarray([self._affine[int(g)][1] for g in local], dtype=np.float64)
 
     def targets(self, gene_idx: np.ndarray, sample_pos: np.ndarray) -> np.ndarray | None:
-        """Observed transformed expression of each row (shifted for fc; see the module docstring)."""
+        """Observed transformed expression of each row.
+
+        Shifted for fc; see the module docstring.
+        """
         if self._expression is None:
-            return None
+            raise InputError(
+                "--target error needs the observed expression", fix="pass --expression EXPR"
+            )
         observed = self._observed_matrix()
         gene_idx = np.asarray(gene_idx, dtype=np.int64)
         local = self._local_genes(gene_idx)
@@ -176,12 +196,17 @@ class ModelAdapter:
         cols = np.asarray([lookup.get(n, -1) for n in names], dtype=np.int64)
         if (cols < 0).any():
             missing = names[int(np.flatnonzero(cols < 0)[0])]
-            raise InputError(f"no expression for sample {missing}", fix="restrict --samples to samples with expression")
+            raise InputError(
+                f"no expression for sample {missing}",
+                fix="restrict --samples to samples with expression",
+            )
         y = values[local, cols]
         if np.isnan(y).any():
-            raise InputError("some attributed genes have no expression", fix="use --target prediction")
-        if self.name == "fc":
-            y = y - self._fc_constant(gene_idx, sample_pos)
+            raise InputError(
+                "some attributed genes have no expression", fix="use --target prediction"
+            )
+        if self.name in _MODULE_MODELS:
+            y = y - self._module_constant(gene_idx, sample_pos)
         return y
 
     # -- fc details ------------------------------------------------------------------------------
@@ -193,7 +218,7 @@ class ModelAdapter:
             out[:, self._feature_bins()] = centre[self._local_genes(gene_idx)]
         return out
 
-    def _fc_constant(self, gene_idx: np.ndarray, sample_pos: np.ndarray) -> np.ndarray:
+    def _module_constant(self, gene_idx: np.ndarray, sample_pos: np.ndarray) -> np.ndarray:
         """Full prediction minus the network module's output, per row (per-gene terms)."""
         import torch
 
@@ -207,7 +232,9 @@ class ModelAdapter:
         raw = x + self._centre_full(gene_idx)
         bins = self._feature_bins()
         for i in range(gene_idx.size):
-            z = self.fitted.model.predict(raw[i : i + 1, None, bins], local[i : i + 1], np.zeros(1, np.int64))
+            z = self.fitted.model.predict(
+                raw[i : i + 1, None, bins], local[i : i + 1], np.zeros(1, np.int64)
+            )
             full[i] = self.fitted.scaler.invert(z, local[i : i + 1])[0, 0]
         return full - part
 
@@ -215,7 +242,9 @@ class ModelAdapter:
         if self._observed is None:
             from chromexpr.evaluate.run import observed_expression
 
-            values, samples, _ = observed_expression(self.fitted, self.dataset, self._expression)
+            expression = self._expression
+            assert expression is not None  # only called by targets(), which checks it
+            values, samples, _ = observed_expression(self.fitted, self.dataset, expression)
             self._observed = (values, list(samples))
         return self._observed
 
@@ -226,9 +255,11 @@ def _module_class() -> Any:
     class CentredNetwork(torch.nn.Module):
         """``x_centred (B, n_bins) -> (B,)``: the fc network's output on the transformed scale."""
 
+        bins: torch.Tensor
+
         def __init__(self, fitted: FittedModel, bins: np.ndarray) -> None:
             super().__init__()
-            model = fitted.model
+            model = cast("FcModel", fitted.model)
             self.net = model.net
             self.register_buffer("bins", torch.as_tensor(bins, dtype=torch.long))
             self.scale = float(model.y_scale)
@@ -239,8 +270,33 @@ def _module_class() -> Any:
     return CentredNetwork
 
 
-def _CentredNetwork(fitted: FittedModel, bins: np.ndarray) -> torch.nn.Module:  # noqa: N802
+def _CentredNetwork(fitted: FittedModel, bins: np.ndarray) -> torch.nn.Module:
     module: torch.nn.Module = _module_class()(fitted, bins)
+    module.eval()
+    return module
+
+
+def _activity_module(fitted: FittedModel, bins: np.ndarray) -> torch.nn.Module:
+    """``x (B, n_bins) -> slope * log1p(relu(w . x[bins]))`` (the gene's offset is a constant)."""
+    import torch
+
+    model = cast(Any, fitted.model)
+    if fitted.scaler.enabled:
+        raise InputError("attribution of activity models with --standardize is not supported")
+
+    class ActivityScore(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("bins", torch.as_tensor(bins, dtype=torch.long))
+            self.register_buffer("weights", torch.as_tensor(model.weights, dtype=torch.float32))
+            self.slope = float(model.slope)
+            self.relu = torch.nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            score = self.relu(x.index_select(1, self.bins) @ self.weights)
+            return torch.log1p(score) * self.slope
+
+    module = ActivityScore()
     module.eval()
     return module
 

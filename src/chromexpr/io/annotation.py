@@ -1,8 +1,8 @@
 """Read GTF and GFF3 annotations (plain or gzipped) through pyranges into one normalised table.
 
 The returned frame has one row per ``gene`` or transcript-like feature, with columns
-``chrom, start, end, strand, feature, gene_id, gene_name, gene_type, transcript_id, canonical, length``.
-Coordinates are converted by pyranges to **0-based, half-open**.
+``chrom, start, end, strand, feature, gene_id, gene_name, gene_type, transcript_id, canonical,
+length``. Coordinates are converted by pyranges to **0-based, half-open**.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def _read_raw(path: str | Path, fmt: AnnotationFormat) -> pd.DataFrame:
         else:
             frame = pr.read_gff3(str(path), as_df=True)
     except Exception as exc:  # pyranges raises assorted pandas/ValueErrors on bad lines
-        raise _locate_problem(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise _locate_problem(
+            path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ) from exc
     if len(frame) == 0:
         raise InputError("no features found in annotation", path=path)
     starts = pd.to_numeric(frame["Start"], errors="coerce")
@@ -132,7 +134,9 @@ def _column(frame: pd.DataFrame, *names: str) -> pd.Series:
 
 def _strip_prefix(values: pd.Series) -> pd.Series:
     """GFF3 ids like ``gene:ENSG...`` / ``transcript:ENST...`` -> the bare id."""
-    return values.astype(object).where(values.isna(), values.astype(str).str.replace(r"^[A-Za-z]+:", "", regex=True))
+    return values.astype(object).where(
+        values.isna(), values.astype(str).str.replace(r"^[A-Za-z]+:", "", regex=True)
+    )
 
 
 def read_annotation(path: str | Path) -> pd.DataFrame:
@@ -146,9 +150,9 @@ def read_annotation(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``chrom, start, end, strand, feature ("gene" | "transcript"), gene_id, gene_name, gene_type,
-        transcript_id, canonical (bool), length``; 0-based half-open coordinates. Gene ids keep their
-        version suffix here (see :func:`chromexpr.naming.strip_version`).
+        Columns ``chrom, start, end, strand, feature ("gene" | "transcript"), gene_id, gene_name,
+        gene_type, transcript_id, canonical (bool), length``; 0-based half-open coordinates. Gene
+        ids keep their version suffix here (see :func:`chromexpr.naming.strip_version`).
 
     Raises
     ------
@@ -165,9 +169,11 @@ def read_annotation(path: str | Path) -> pd.DataFrame:
         is_tx = feature.isin(_TRANSCRIPT_FEATURES) & transcript_id.notna()
     else:
         ids = _strip_prefix(_column(raw, "ID"))
-        parent = _strip_prefix(_column(raw, "Parent").astype(object).map(
-            lambda v: v.split(",")[0] if isinstance(v, str) else v
-        ))
+        parent = _strip_prefix(
+            _column(raw, "Parent")
+            .astype(object)
+            .map(lambda v: v.split(",")[0] if isinstance(v, str) else v)
+        )
         explicit_gene = _column(raw, "gene_id")
         is_gene = feature.isin(["gene", "ncRNA_gene", "pseudogene"]) & ids.notna()
         is_tx = feature.isin(_TRANSCRIPT_FEATURES) & parent.notna()

@@ -35,12 +35,17 @@ def read_bedgraph(path: str | Path, *, chrom_sizes: dict[str, int] | None = None
     Raises
     ------
     InputError
-        Empty file, malformed/unsorted/overlapping lines, negative coordinates, NaN/inf values, intervals
-        past a known chromosome end; each names the file and line.
+        Empty file, malformed/unsorted/overlapping lines, negative coordinates, NaN/inf values,
+        intervals past a known chromosome end; each names the file and line.
     """
     frame = read_table(
         path,
-        columns={0: ("chrom", str), 1: ("start", np.int64), 2: ("end", np.int64), 3: ("value", np.float64)},
+        columns={
+            0: ("chrom", str),
+            1: ("start", np.int64),
+            2: ("end", np.int64),
+            3: ("value", np.float64),
+        },
         what="bedGraph",
         check=_check_line,
     )

@@ -22,12 +22,17 @@ def read_chrom_sizes(path: str | Path) -> dict[str, int]:
 
 
 def read_chrom_alias(path: str | Path) -> dict[str, str]:
-    """Read ``signal_name<TAB>annotation_name`` pairs (UCSC chromAlias-like; extra columns ignored)."""
+    """Read ``signal_name<TAB>annotation_name`` pairs.
+
+    UCSC chromAlias-like; extra columns are ignored.
+    """
     alias: dict[str, str] = {}
     for number, line in data_lines(path):
         fields = line.split()
         if len(fields) < 2:
-            raise InputError("expected two columns: signal name, annotation name", path=path, line=number)
+            raise InputError(
+                "expected two columns: signal name, annotation name", path=path, line=number
+            )
         if fields[0] in alias and alias[fields[0]] != fields[1]:
             raise InputError(f"{fields[0]} is mapped twice", path=path, line=number)
         alias[fields[0]] = fields[1]

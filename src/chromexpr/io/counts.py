@@ -5,8 +5,8 @@ Layouts read:
 * nf-core/atacseq ``consensus_peaks.*.featureCounts.txt``: ``#`` program line, then
   ``Geneid Chr Start End Strand Length <sample BAMs...>`` with 1-based inclusive ``Start``;
 * a counts TSV with ``chrom start end`` columns (0-based) followed by one column per sample;
-* a counts TSV whose first column is a region id (``chr1:100-200``, or the name column of a regions BED
-  given with ``regions=``) followed by one column per sample.
+* a counts TSV whose first column is a region id (``chr1:100-200``, or the name column of a regions
+  BED given with ``regions=``) followed by one column per sample.
 
 Each region is a peak whose value is its count: the signal over the region's bases equals the count.
 """
@@ -59,7 +59,10 @@ def clean_sample_name(column: str) -> str:
 
 
 def is_featurecounts(path: str | Path) -> bool:
-    """Whether the file looks like featureCounts output (header starting ``Geneid  Chr  Start  End``)."""
+    """Whether the file looks like featureCounts output.
+
+    That is, a header starting ``Geneid  Chr  Start  End``.
+    """
     with open_text(path) as handle:
         for line in handle:
             if line.startswith("#") or not line.strip():
@@ -74,7 +77,8 @@ def _numeric_counts(frame: pd.DataFrame, path: str | Path, first_line: int) -> p
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise InputError(
-            f"count for sample {counts.columns[col]!r} is not a finite number ({frame.iat[row, col]!r})",
+            f"count for sample {counts.columns[col]!r} is not a finite number"
+            f" ({frame.iat[row, col]!r})",
             path=path,
             line=first_line + int(row),
         )
@@ -102,7 +106,11 @@ def _regions_from_ids(ids: pd.Series, path: str | Path, first_line: int) -> pd.D
             fix="give the regions as a BED with --regions, or chrom/start/end columns",
         )
     return pd.DataFrame(
-        {"chrom": parsed["chrom"], "start": parsed["start"].astype(np.int64), "end": parsed["end"].astype(np.int64)}
+        {
+            "chrom": parsed["chrom"],
+            "start": parsed["start"].astype(np.int64),
+            "end": parsed["end"].astype(np.int64),
+        }
     )
 
 
@@ -117,8 +125,12 @@ def read_count_matrix(path: str | Path, regions: str | Path | None = None) -> Co
     InputError
         Empty file, unknown layout, non-numeric or non-finite values, regions that cannot be placed.
     """
-    return _read_count_matrix(Path(path), _stamp(path), None if regions is None else Path(regions),
-                              None if regions is None else _stamp(regions))
+    return _read_count_matrix(
+        Path(path),
+        _stamp(path),
+        None if regions is None else Path(regions),
+        None if regions is None else _stamp(regions),
+    )
 
 
 def _stamp(path: str | Path) -> tuple[int, int]:
@@ -137,7 +149,9 @@ def _read_count_matrix(
     require_nonempty(path, "count matrix")
     header_line = _header_line_number(path)
     try:
-        frame = pd.read_csv(path, sep="\t", comment=None, skiprows=header_line - 1, dtype=str, compression="infer")
+        frame = pd.read_csv(
+            path, sep="\t", comment=None, skiprows=header_line - 1, dtype=str, compression="infer"
+        )
     except GZIP_ERRORS as exc:
         raise corrupt_gzip(path) from exc
     except (pd.errors.ParserError, ValueError) as exc:
@@ -145,7 +159,9 @@ def _read_count_matrix(
     first_data = header_line + 1
     columns = list(frame.columns)
     if columns[:4] == ["Geneid", "Chr", "Start", "End"]:
-        sample_cols = [c for c in columns[6:]] if columns[4:6] == ["Strand", "Length"] else columns[4:]
+        sample_cols = (
+            [c for c in columns[6:]] if columns[4:6] == ["Strand", "Length"] else columns[4:]
+        )
         starts = pd.to_numeric(frame["Start"], errors="coerce")
         ends = pd.to_numeric(frame["End"], errors="coerce")
         if starts.isna().any() or ends.isna().any():
@@ -153,7 +169,11 @@ def _read_count_matrix(
             raise InputError("Start/End must be integers", path=path, line=first_data + row)
         # featureCounts: 1-based inclusive; multi-exon "features" list ';'-joined starts — not peaks
         table = pd.DataFrame(
-            {"chrom": frame["Chr"].astype(str), "start": starts.astype(np.int64) - 1, "end": ends.astype(np.int64)}
+            {
+                "chrom": frame["Chr"].astype(str),
+                "start": starts.astype(np.int64) - 1,
+                "end": ends.astype(np.int64),
+            }
         )
         counts = _numeric_counts(frame[sample_cols], path, first_data)
         counts.columns = [clean_sample_name(c) for c in sample_cols]
@@ -163,22 +183,47 @@ def _read_count_matrix(
         if starts.isna().any() or ends.isna().any():
             row = int(np.flatnonzero((starts.isna() | ends.isna()).to_numpy())[0])
             raise InputError("start/end must be integers", path=path, line=first_data + row)
-        table = pd.DataFrame({"chrom": frame[columns[0]].astype(str), "start": starts.astype(np.int64), "end": ends.astype(np.int64)})
+        table = pd.DataFrame(
+            {
+                "chrom": frame[columns[0]].astype(str),
+                "start": starts.astype(np.int64),
+                "end": ends.astype(np.int64),
+            }
+        )
         counts = _numeric_counts(frame[columns[3:]], path, first_data)
     elif regions is not None:
-        bed = pd.read_csv(regions, sep="\t", header=None, comment="#", dtype={0: str}, usecols=[0, 1, 2, 3] if _bed_has_names(regions) else [0, 1, 2])
+        bed = pd.read_csv(
+            regions,
+            sep="\t",
+            header=None,
+            comment="#",
+            dtype={0: str},
+            usecols=[0, 1, 2, 3] if _bed_has_names(regions) else [0, 1, 2],
+        )
         if bed.shape[1] >= 4:
             lookup = {str(n): i for i, n in enumerate(bed[3])}
             index = frame[columns[0]].astype(str).map(lookup)
             if index.isna().any():
                 row = int(np.flatnonzero(index.isna().to_numpy())[0])
-                raise InputError(f"region {frame[columns[0]].iloc[row]!r} is not named in {regions}", path=path, line=first_data + row)
+                raise InputError(
+                    f"region {frame[columns[0]].iloc[row]!r} is not named in {regions}",
+                    path=path,
+                    line=first_data + row,
+                )
             picked = bed.iloc[index.astype(int).to_numpy()]
         else:
             if len(bed) != len(frame):
-                raise InputError(f"{len(frame)} count rows but {len(bed)} regions in {regions}", path=path)
+                raise InputError(
+                    f"{len(frame)} count rows but {len(bed)} regions in {regions}", path=path
+                )
             picked = bed
-        table = pd.DataFrame({"chrom": picked[0].astype(str).to_numpy(), "start": picked[1].to_numpy(np.int64), "end": picked[2].to_numpy(np.int64)})
+        table = pd.DataFrame(
+            {
+                "chrom": picked[0].astype(str).to_numpy(),
+                "start": picked[1].to_numpy(np.int64),
+                "end": picked[2].to_numpy(np.int64),
+            }
+        )
         counts = _numeric_counts(frame[columns[1:]], path, first_data)
     else:
         table = _regions_from_ids(frame[columns[0]], path, first_data)
@@ -200,9 +245,15 @@ def _bed_has_names(path: str | Path) -> bool:
 
 
 def track_from_counts(matrix: CountMatrix, sample: str) -> SignalTrack:
-    """One sample of a count matrix as a signal: count over each region's bases (overlaps add up)."""
+    """One sample of a count matrix as a signal.
+
+    The count lies over each region's bases (overlaps add up).
+    """
     if sample not in matrix.counts.columns:
-        raise InputError(f"sample {sample!r} is not a column of the count matrix (columns: {', '.join(matrix.samples[:8])})")
+        raise InputError(
+            f"sample {sample!r} is not a column of the count matrix"
+            f" (columns: {', '.join(matrix.samples[:8])})"
+        )
     frame = matrix.regions.assign(value=matrix.counts[sample].to_numpy())
     frame = frame[frame["value"].to_numpy() != 0]
     return track_from_chrom_arrays(split_by_chrom(frame), flatten=True)

@@ -1,4 +1,6 @@
-"""Write binned windows in deepTools' ``computeMatrix`` format (gzipped), for plotHeatmap/plotProfile.
+"""Write binned windows in deepTools' ``computeMatrix`` format (gzipped).
+
+The output is what plotHeatmap/plotProfile read.
 
 The file is a ``@``-prefixed JSON header with computeMatrix's parameters, then one line per region:
 ``chrom start end name score strand`` and the values of every sample's bins, sample after sample.
@@ -17,7 +19,9 @@ import pandas as pd
 from chromexpr.binning.binner import BinSpec
 
 
-def matrix_header(spec: BinSpec, samples: list[str], n_regions: int, group_label: str = "genes") -> dict[str, object]:
+def matrix_header(
+    spec: BinSpec, samples: list[str], n_regions: int, group_label: str = "genes"
+) -> dict[str, object]:
     """computeMatrix ``reference-point --referencePoint TSS`` parameters for our geometry."""
     n = len(samples)
     return {
@@ -60,9 +64,11 @@ def write_deeptools_matrix(
     path
         Output (gzip-compressed).
     genes
-        ``chrom, tss, strand, gene_id`` per gene (TSS written as the 1-bp region ``[tss, tss + 1)``).
+        ``chrom, tss, strand, gene_id`` per gene (TSS written as the 1-bp region
+        ``[tss, tss + 1)``).
     blocks
-        ``(gene slice, (genes, samples, bins) array)`` in gene order (e.g. ``Dataset.iter_gene_blocks``).
+        ``(gene slice, (genes, samples, bins) array)`` in gene order (e.g.
+        ``Dataset.iter_gene_blocks``).
     spec
         Window geometry.
     samples
@@ -79,4 +85,6 @@ def write_deeptools_matrix(
             flat = block.reshape(block.shape[0], -1)
             for row, g in enumerate(range(sl.start, sl.stop)):
                 values = "\t".join(np.char.mod("%f", flat[row]))
-                handle.write(f"{chrom[g]}\t{tss[g]}\t{tss[g] + 1}\t{name[g]}\t0\t{strand[g]}\t{values}\n")
+                handle.write(
+                    f"{chrom[g]}\t{tss[g]}\t{tss[g] + 1}\t{name[g]}\t0\t{strand[g]}\t{values}\n"
+                )

@@ -24,7 +24,9 @@ def check_coordinates(
     chrom_sizes: dict[str, int] | None = None,
     header_lines: int = 0,
 ) -> None:
-    """Negative starts, empty/inverted intervals, non-finite values, intervals past a chromosome's end.
+    """Reject bad intervals.
+
+    Negative starts, empty/inverted intervals, non-finite values, intervals past a chromosome's end.
 
     ``header_lines``: non-comment lines before the first row (a table's header), for line numbers.
     """
@@ -45,7 +47,10 @@ def check_coordinates(
         if bad.size:
             i = int(bad[0])
             raise _fail(
-                path, i, f"non-finite value {values[i]}", "remove or replace NaN/inf values",
+                path,
+                i,
+                f"non-finite value {values[i]}",
+                "remove or replace NaN/inf values",
                 header_lines,
             )
     if chrom_sizes:
@@ -54,9 +59,12 @@ def check_coordinates(
         if bad.size:
             i = int(bad[0])
             raise _fail(
-                path, i,
-                f"interval ends at {ends[i]}, past the end of {frame['chrom'].iloc[i]} ({int(size[i])} bp)",
-                "check that the file and --chrom-sizes use the same assembly", header_lines,
+                path,
+                i,
+                f"interval ends at {ends[i]}, past the end of {frame['chrom'].iloc[i]}"
+                f" ({int(size[i])} bp)",
+                "check that the file and --chrom-sizes use the same assembly",
+                header_lines,
             )
 
 
@@ -74,7 +82,8 @@ def check_sorted_disjoint(frame: pd.DataFrame, path: str | Path, what: str) -> N
         for position, c in zip(np.concatenate([[0], change]), block_chroms, strict=True):
             if c in seen:
                 raise _fail(
-                    path, int(position),
+                    path,
+                    int(position),
                     f"unsorted {what}: {c} appears again after other chromosomes",
                     f"sort it: sort -k1,1 -k2,2n {Path(path).name}",
                 )
@@ -84,20 +93,28 @@ def check_sorted_disjoint(frame: pd.DataFrame, path: str | Path, what: str) -> N
     if bad.size:
         i = int(bad[0]) + 1
         raise _fail(
-            path, i, f"unsorted {what}: start {starts[i]} comes after {starts[i - 1]}",
+            path,
+            i,
+            f"unsorted {what}: start {starts[i]} comes after {starts[i - 1]}",
             f"sort it: sort -k1,1 -k2,2n {Path(path).name}",
         )
     bad = np.flatnonzero(same & (starts[1:] < ends[:-1]))
     if bad.size:
         i = int(bad[0]) + 1
         raise _fail(
-            path, i, f"overlapping {what} records: [{starts[i]}, {ends[i]}) overlaps the previous one ending at {ends[i - 1]}",
+            path,
+            i,
+            f"overlapping {what} records: [{starts[i]}, {ends[i]}) overlaps the previous one"
+            f" ending at {ends[i - 1]}",
             "a bedGraph must have one value per base; merge or flatten overlapping records",
         )
 
 
 def split_by_chrom(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``{chrom: (starts, ends, values)}`` in order of first appearance (stable within a chromosome)."""
+    """``{chrom: (starts, ends, values)}`` in order of first appearance.
+
+    Rows keep their order within a chromosome.
+    """
     out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     chroms = frame["chrom"].to_numpy()
     starts = frame["start"].to_numpy(dtype=np.int64)

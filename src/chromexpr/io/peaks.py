@@ -8,6 +8,7 @@ A peak is a signal equal to its value over its bases; overlapping peaks add up. 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +31,7 @@ def _columns_in_file(path: str | Path) -> int:
     return 0
 
 
-def _checker(value_column: int | None):  # type: ignore[no-untyped-def]
+def _checker(value_column: int | None) -> Callable[[list[str]], str | None]:
     def check(fields: list[str]) -> str | None:
         need = 3 if value_column is None else value_column + 1
         if len(fields) < need:
@@ -62,7 +63,8 @@ def read_peaks(
     path
         BED3+/narrowPeak/broadPeak, any order.
     value
-        Which value a peak carries (``signal`` falls back to an error on plain BED without column 7).
+        Which value a peak carries (``signal`` falls back to an error on plain BED without
+        column 7).
     chrom_sizes
         Known chromosome lengths, to reject peaks past a chromosome's end.
     """
@@ -78,11 +80,16 @@ def read_peaks(
     if value_column is not None and n_columns and n_columns <= value_column:
         kind = "narrowPeak/broadPeak" if value == "signal" else "BED5+"
         raise InputError(
-            f"--peak-value {value} needs column {value_column + 1} ({kind}), but the file has {n_columns} columns",
+            f"--peak-value {value} needs column {value_column + 1} ({kind}),"
+            f" but the file has {n_columns} columns",
             path=path,
             fix="use --peak-value presence (or score for BED5+)" if name.endswith(".bed") else None,
         )
-    columns: dict[int, tuple[str, type]] = {0: ("chrom", str), 1: ("start", np.int64), 2: ("end", np.int64)}
+    columns: dict[int, tuple[str, type]] = {
+        0: ("chrom", str),
+        1: ("start", np.int64),
+        2: ("end", np.int64),
+    }
     if value_column is not None:
         columns[value_column] = ("value", np.float64)
     frame = read_table(path, columns=columns, what="peak file", check=_checker(value_column))

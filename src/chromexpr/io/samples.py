@@ -69,7 +69,10 @@ def source_kind(path: str | Path) -> SourceKind:
     raise InputError(
         "unknown accessibility file type",
         path=path,
-        fix="use .bw/.bigWig, .bedGraph/.bdg(.gz), .bed/.narrowPeak/.broadPeak(.gz), or a *.featureCounts.txt matrix",
+        fix=(
+            "use .bw/.bigWig, .bedGraph/.bdg(.gz), .bed/.narrowPeak/.broadPeak(.gz),"
+            " or a *.featureCounts.txt matrix"
+        ),
     )
 
 
@@ -96,12 +99,17 @@ def _require_file(path: Path, *, sheet: Path | None = None, line: int | None = N
         raise InputError(f"not a file: {path}", path=sheet, line=line)
 
 
-def expand_count_matrix(path: Path, *, regions: Path | None = None, group: str = "") -> list[SampleSource]:
+def expand_count_matrix(
+    path: Path, *, regions: Path | None = None, group: str = ""
+) -> list[SampleSource]:
     """One :class:`SampleSource` per sample column of a count matrix."""
     from chromexpr.io.counts import read_count_matrix
 
     matrix = read_count_matrix(path, regions)
-    return [SampleSource(name=s, path=path, kind="counts", group=group, column=s) for s in matrix.samples]
+    return [
+        SampleSource(name=s, path=path, kind="counts", group=group, column=s)
+        for s in matrix.samples
+    ]
 
 
 def samples_from_paths(paths: list[Path], *, regions: Path | None = None) -> list[SampleSource]:
@@ -119,21 +127,29 @@ def samples_from_paths(paths: list[Path], *, regions: Path | None = None) -> lis
 
 
 def read_sample_sheet(sheet: str | Path, *, regions: Path | None = None) -> list[SampleSource]:
-    """Read ``sample<TAB>path[<TAB>group]`` (header line optional; relative paths are relative to the sheet).
+    """Read ``sample<TAB>path[<TAB>group]`` lines.
+
+    The header line is optional; relative paths are relative to the sheet.
 
     A count-matrix path takes the column named like the sample.
 
     Raises
     ------
     InputError
-        Malformed lines, duplicate names, missing files, unknown extensions (each with file and line).
+        Malformed lines, duplicate names, missing files, unknown extensions (each with file and
+        line).
     """
     sheet = Path(sheet)
     sources: list[SampleSource] = []
     first = True
     for number, line in data_lines(sheet):
         fields = [f.strip() for f in line.split("\t")]
-        if first and fields[0].lower() == "sample" and len(fields) > 1 and fields[1].lower() == "path":
+        if (
+            first
+            and fields[0].lower() == "sample"
+            and len(fields) > 1
+            and fields[1].lower() == "path"
+        ):
             first = False
             continue
         first = False
@@ -149,7 +165,9 @@ def read_sample_sheet(sheet: str | Path, *, regions: Path | None = None) -> list
             raise InputError(str(exc), path=sheet, line=number) from None
         group = fields[2] if len(fields) > 2 else ""
         column = fields[0] if kind == "counts" else None
-        sources.append(SampleSource(name=fields[0], path=path, kind=kind, group=group, column=column))
+        sources.append(
+            SampleSource(name=fields[0], path=path, kind=kind, group=group, column=column)
+        )
     if not sources:
         raise InputError("empty sample sheet", path=sheet)
     check_unique(sources, sheet=sheet)

@@ -23,14 +23,21 @@ def _bigwig_track(path: Path, chroms: set[str] | None) -> SignalTrack:
     ends = data.ends.astype(np.int64, copy=False)
     values = data.values.astype(np.float64)
     if np.isinf(values).any():
-        raise InputError("infinite values in bigWig", path=path, fix="regenerate the track without inf")
+        raise InputError(
+            "infinite values in bigWig", path=path, fix="regenerate the track without inf"
+        )
     nan = np.isnan(values)
     if nan.any():
-        logger.warning("%s: %d interval(s) with NaN values treated as no data (0)", path, int(nan.sum()))
+        logger.warning(
+            "%s: %d interval(s) with NaN values treated as no data (0)", path, int(nan.sum())
+        )
         values[nan] = 0.0
     per_chrom = {
-        c: (starts[data.offsets[i] : data.offsets[i + 1]], ends[data.offsets[i] : data.offsets[i + 1]],
-            values[data.offsets[i] : data.offsets[i + 1]])
+        c: (
+            starts[data.offsets[i] : data.offsets[i + 1]],
+            ends[data.offsets[i] : data.offsets[i + 1]],
+            values[data.offsets[i] : data.offsets[i + 1]],
+        )
         for i, c in enumerate(data.chroms)
     }
     disjoint = all(

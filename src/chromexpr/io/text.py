@@ -86,8 +86,8 @@ def first_bad_line(
 ) -> tuple[int, str] | None:
     """Scan a tab-separated file for the first line that ``check`` rejects.
 
-    ``check`` gets the tab-split fields and returns a reason, or ``None`` if the line is fine. Used on
-    error paths only, to turn a vectorised failure into "file:line: reason".
+    ``check`` gets the tab-split fields and returns a reason, or ``None`` if the line is fine. Used
+    on error paths only, to turn a vectorised failure into "file:line: reason".
     """
     for number, line in data_lines(path):
         reason = check(line.split("\t"))
@@ -104,7 +104,10 @@ def require_nonempty(path: str | Path, what: str) -> None:
 
 
 def line_of_row(path: str | Path, row: int) -> int | None:
-    """1-based file line number of the ``row``-th (0-based) data line, skipping comments and blanks."""
+    """1-based file line number of the ``row``-th (0-based) data line.
+
+    Comments and blank lines are skipped.
+    """
     for i, (number, _) in enumerate(data_lines(path)):
         if i == row:
             return number

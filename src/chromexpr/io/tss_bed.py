@@ -29,7 +29,10 @@ def is_bed(path: str | Path) -> bool:
 
 def _check_bed6(fields: list[str]) -> str | None:
     if len(fields) < 6:
-        return f"expected at least 6 tab-separated columns (chrom start end name score strand), found {len(fields)}"
+        return (
+            "expected at least 6 tab-separated columns (chrom start end name score strand),"
+            f" found {len(fields)}"
+        )
     try:
         start, end = int(fields[1]), int(fields[2])
     except ValueError:
@@ -59,33 +62,44 @@ def _header(path: str | Path) -> list[str] | None:
 def read_tss_bed(path: str | Path) -> pd.DataFrame:
     """Read a BED6+ file of TSSs or gene bounds.
 
-    Columns 7 and 8 are read as ``gene_name`` and ``gene_type`` when present (a ``#`` header line naming
-    them, as in ``chromexpr tss`` output or ABC's gene tables, is honoured: ``gene_type``/``gene_biotype``
-    columns are found by name).
+    Columns 7 and 8 are read as ``gene_name`` and ``gene_type`` when present (a ``#`` header line
+    naming them, as in ``chromexpr tss`` output or ABC's gene tables, is honoured:
+    ``gene_type``/``gene_biotype`` columns are found by name).
 
     Returns
     -------
     pandas.DataFrame
-        ``chrom, start, end, name, score, strand, gene_name, gene_type, gene_id``; coordinates as in the file.
+        ``chrom, start, end, name, score, strand, gene_name, gene_type, gene_id``; coordinates as in
+        the file.
     """
     require_nonempty(path, "BED")
     header = _header(path)
     try:
         raw = pd.read_csv(
-            path, sep="\t", header=None, comment="#", dtype=str, keep_default_na=False,
-            compression="infer", engine="c",
+            path,
+            sep="\t",
+            header=None,
+            comment="#",
+            dtype=str,
+            keep_default_na=False,
+            compression="infer",
+            engine="c",
         )
     except GZIP_ERRORS as exc:
         raise corrupt_gzip(path) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         bad = first_bad_line(path, _check_bed6)
         line = bad[0] if bad else None
-        raise InputError(f"malformed BED: {str(exc).splitlines()[0]}", path=path, line=line) from exc
+        raise InputError(
+            f"malformed BED: {str(exc).splitlines()[0]}", path=path, line=line
+        ) from exc
     bad = first_bad_line(path, _check_bed6) if raw.shape[1] < 6 else None
     starts = pd.to_numeric(raw[1], errors="coerce") if raw.shape[1] >= 6 else None
     ends = pd.to_numeric(raw[2], errors="coerce") if raw.shape[1] >= 6 else None
     if bad is None and starts is not None and ends is not None:
-        invalid = starts.isna() | ends.isna() | (starts < 0) | (ends <= starts) | ~raw[5].isin(["+", "-"])
+        invalid = (
+            starts.isna() | ends.isna() | (starts < 0) | (ends <= starts) | ~raw[5].isin(["+", "-"])
+        )
         if bool(invalid.any()):
             bad = first_bad_line(path, _check_bed6)
     if bad is not None:
@@ -120,7 +134,9 @@ def read_tss_bed(path: str | Path) -> pd.DataFrame:
 
 
 def write_tss_bed(table: pd.DataFrame, path: str | Path | TextIO, *, header: bool = True) -> None:
-    """Write a TSS table as tab-separated BED6 + gene_name + gene_type (optionally with a ``#`` header).
+    """Write a TSS table as tab-separated BED6 + gene_name + gene_type.
+
+    A ``#`` header line is written when ``header`` is true.
 
     ``path`` may be an open text handle (e.g. ``sys.stdout``).
     """
