@@ -103,3 +103,23 @@ def test_activity_module_reproduces_within_gene_differences(trained: dict[str, P
     np.testing.assert_allclose(
         outputs[0] - outputs[1], expected[:20, 0] - expected[:20, 5], rtol=1e-4, atol=1e-4
     )
+
+
+def test_truth_checks_recover_planted_links(trained: dict[str, Path], tmp_path: Path) -> None:
+    from chromexpr.evaluate.truth import TRUTH_TSV, write_truth_checks
+
+    sim = trained["expression"].parent.parent
+    write_truth_checks(
+        trained["lasso-gene"],
+        trained["dataset"],
+        trained["expression"],
+        tmp_path,
+        truth=sim / "truth" / "links.bedpe",
+        noise_free=sim / "truth" / "expression_noise_free.tsv",
+    )
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / TRUTH_TSV, sep="\t")
+    value = dict(zip(table["check"] + ":" + table["metric"], table["value"], strict=True))
+    assert value["links:auprc"] > 3 * value["links:baseline_auprc"]
+    assert 0.5 < value["noise_ceiling:gene_pearson_median"] <= 1.0

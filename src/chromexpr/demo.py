@@ -92,6 +92,7 @@ def run_demo(
     from chromexpr.binning.pipeline import bin_dataset
     from chromexpr.dataset import open_dataset
     from chromexpr.evaluate.run import evaluate
+    from chromexpr.evaluate.truth import TRUTH_TSV, write_truth_checks
     from chromexpr.explain.adapters import attributable_from_model_dir
     from chromexpr.explain.run import attribute
     from chromexpr.io.evaluation_files import read_evaluation
@@ -161,6 +162,14 @@ def run_demo(
         for name, model_dir in result.models.items():
             target = out / "eval" / name
             evaluate(model_dir, dataset, expression, target)
+            write_truth_checks(
+                model_dir,
+                dataset,
+                expression,
+                target,
+                truth=data_dir / "truth" / "links.bedpe",
+                noise_free=data_dir / "truth" / "expression_noise_free.tsv",
+            )
             result.evaluations[name] = target
 
     _step(
@@ -205,6 +214,8 @@ def run_demo(
     )
     result.seconds = time.perf_counter() - started
     best_metrics = _headline(tables[best], best, held_out)
+    truth = pd.read_csv(result.evaluations[best] / TRUTH_TSV, sep="\t")
+    check = dict(zip(truth["check"] + ":" + truth["metric"], truth["value"], strict=True))
     activity = scores.get("activity", float("nan"))
     result.summary = [
         f"data: {sim.n_genes} genes x {sim.n_samples} samples in {n_groups} groups "
@@ -213,8 +224,12 @@ def run_demo(
         f"{scores[best]:.2f} vs activity baseline {activity:.2f}",
         "within-gene r (deviation) by model: "
         + ", ".join(f"{m} {v:.2f}" for m, v in sorted(scores.items(), key=lambda kv: -kv[1])),
-        f"{best}: across-gene Pearson r {best_metrics.get('pearson', float('nan')):.2f}, "
-        f"MSE {best_metrics.get('mse', float('nan')):.3f} (log2 TPM+1)",
+        f"noise ceiling (truth vs observed) within-gene r "
+        f"{check.get('noise_ceiling:gene_pearson_median', float('nan')):.2f}; {best}: across-gene "
+        f"r {best_metrics.get('pearson', float('nan')):.2f}, planted-link AUPRC "
+        f"{check.get('links:auprc', float('nan')):.3f} (distance-only "
+        f"{check.get('links:distance_auprc', float('nan')):.3f}, random "
+        f"{check.get('links:baseline_auprc', float('nan')):.3f})",
         f"attribution tracks (bigWig) and links in {result.attribution}; "
         f"total {result.seconds:.0f} s",
     ]

@@ -1,8 +1,9 @@
 """numba kernels for window binning. Arrays and scalars in, preallocated output written in place.
 
-Conventions: coordinates are 0-based, half-open. A signal is a set of **disjoint** segments per chromosome,
-sorted by start, concatenated over chromosomes (``chrom_offsets[c]:chrom_offsets[c + 1]`` are chromosome
-``c``'s segments). Bases without a segment have signal 0.
+Conventions: coordinates are 0-based, half-open. A signal is a set of **disjoint** segments per
+chromosome, sorted by start, concatenated over chromosomes
+(``chrom_offsets[c]:chrom_offsets[c + 1]`` are chromosome ``c``'s segments). Bases without a
+segment have signal 0.
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def bin_windows_kernel(
     """Fill ``out[g, k]`` with the aggregate signal of bin ``k`` of gene ``g``'s window.
 
     Gene ``g``'s window is ``[anchor - flank, anchor + flank)`` in genome order, cut into
-    ``out.shape[1]`` bins of ``bin_size``; for minus-strand genes the bins are written in reverse so that bin
-    0 is the farthest upstream. ``gene_chrom[g] < 0`` (chromosome absent from the signal) gives zeros.
+    ``out.shape[1]`` bins of ``bin_size``; for minus-strand genes the bins are written in reverse so
+    that bin 0 is the farthest upstream. ``gene_chrom[g] < 0`` (chromosome absent from the signal)
+    gives zeros.
     Cost: O(bins + segments overlapping the window) per gene (mean and sum visit each segment once
     and spread it over the bins it covers); blocks of genes run in parallel (each gene writes only
     its own row).
@@ -171,10 +173,10 @@ def bin_windows_kernel(
 def flatten_overlaps_kernel(
     starts: np.ndarray, ends: np.ndarray, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Turn possibly overlapping intervals of one chromosome into disjoint segments whose value is the sum.
+    """Turn possibly overlapping intervals of one chromosome into disjoint, summed segments.
 
-    Input need not be sorted. Output segments are sorted, disjoint, have non-zero length, and zero-valued
-    gaps are dropped.
+    Each output segment's value is the sum of the intervals covering it. Input need not be sorted.
+    Output segments are sorted, disjoint, have non-zero length, and zero-valued gaps are dropped.
     """
     n = starts.shape[0]
     positions = np.empty(2 * n, dtype=np.int64)

@@ -1,4 +1,7 @@
-"""Bin many samples into a dataset: read (prefetched in a thread) -> match chromosomes -> kernel -> store."""
+"""Bin many samples into a dataset.
+
+Read (prefetched in a thread) -> match chromosomes -> kernel -> store.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,8 @@ def check_tss_within(genes: pd.DataFrame, sizes: dict[str, int], source: str) ->
         i = int(bad[0])
         row = genes.iloc[i]
         raise InputError(
-            f"TSS of {row['name']} at {row['chrom']}:{int(row['start'])} is beyond the chromosome end "
+            f"TSS of {row['name']} at {row['chrom']}:{int(row['start'])} "
+            "is beyond the chromosome end "
             f"({int(size[i])} bp in {source}); {bad.size} TSS(s) in all",
             fix="use an annotation and signal from the same assembly",
         )
@@ -72,7 +76,10 @@ def _load(source: SampleSource, options: BinOptions) -> _Loaded:
     from chromexpr.io.signal import load_signal
 
     track = load_signal(
-        source, peak_value=options.peak_value, chrom_sizes=options.chrom_sizes, regions=options.regions
+        source,
+        peak_value=options.peak_value,
+        chrom_sizes=options.chrom_sizes,
+        regions=options.regions,
     )
     return _Loaded(source=source, track=track, checksum=file_checksum(source.path))
 
@@ -104,13 +111,18 @@ class _ChromReport:
             preview = ", ".join(f"{a} -> {b}" for a, b in pairs[:4])
             logger.warning(
                 "renamed %d signal chromosome(s) to the annotation's naming (%s%s)",
-                len(pairs), preview, ", ..." if len(pairs) > 4 else "",
+                len(pairs),
+                preview,
+                ", ..." if len(pairs) > 4 else "",
             )
         if self.missing:
             chroms = ", ".join(sorted(self.missing)[:6])
             logger.warning(
-                "%d gene window(s) on chromosome(s) absent from the signal of %d sample(s) were set to 0 (%s)",
-                sum(self.missing.values()), len(self.samples_missing), chroms,
+                "%d gene window(s) on chromosome(s) absent from the signal of %d sample(s) "
+                "were set to 0 (%s)",
+                sum(self.missing.values()),
+                len(self.samples_missing),
+                chroms,
             )
 
 
@@ -123,7 +135,10 @@ def _bin_one(
 ) -> np.ndarray:
     gene_chroms = genes["chrom"].to_numpy(dtype=object)
     match = match_chroms(
-        set(gene_chroms), loaded.track.chroms, alias=options.chrom_alias, source=str(loaded.source.path)
+        set(gene_chroms),
+        loaded.track.chroms,
+        alias=options.chrom_alias,
+        source=str(loaded.source.path),
     )
     track = loaded.track.renamed(match.mapping) if match.mapping else loaded.track
     report.renamed.update(match.renamed)
@@ -153,7 +168,9 @@ def _store_one(path: Path, index: int, values: np.ndarray, source: dict[str, Any
     store.mark_complete(path, index, source)
 
 
-def _fill(path: Path, genes: pd.DataFrame, sources: list[SampleSource], options: BinOptions) -> None:
+def _fill(
+    path: Path, genes: pd.DataFrame, sources: list[SampleSource], options: BinOptions
+) -> None:
     indices = store.add_samples(path, [s.name for s in sources], [s.group for s in sources])
     report = _ChromReport()
     sizes: dict[str, int] = dict(options.chrom_sizes or {})
@@ -204,7 +221,10 @@ def _validate_genes(genes: pd.DataFrame, options: BinOptions) -> pd.DataFrame:
     if genes.empty:
         raise InputError("no TSS to bin")
     if genes["name"].duplicated().any():
-        raise InputError(f"duplicated gene id {genes.loc[genes['name'].duplicated(), 'name'].iloc[0]!r} in the TSS table")
+        raise InputError(
+            f"duplicated gene id {genes.loc[genes['name'].duplicated(), 'name'].iloc[0]!r} "
+            "in the TSS table"
+        )
     if options.chrom_sizes:
         check_tss_within(genes, options.chrom_sizes, "--chrom-sizes")
     return genes.reset_index(drop=True)
@@ -225,7 +245,8 @@ def bin_dataset(
     Parameters
     ----------
     genes
-        TSS table from :func:`chromexpr.annotation.tss.load_tss` (1-bp TSS, 0-based), in dataset order.
+        TSS table from :func:`chromexpr.annotation.tss.load_tss` (1-bp TSS, 0-based), in dataset
+        order.
     sources
         Samples to bin.
     output
@@ -233,8 +254,8 @@ def bin_dataset(
     options
         Geometry, peak value, chromosome names.
     append
-        Add samples to an existing dataset (its genes and geometry must match); samples left incomplete
-        by an interrupted run are recomputed.
+        Add samples to an existing dataset (its genes and geometry must match); samples left
+        incomplete by an interrupted run are recomputed.
     force
         Replace an existing dataset (without ``append``).
     provenance
@@ -254,18 +275,23 @@ def bin_dataset(
 
     with atomic_path(output, force=force) as tmp:
         attrs = {
-            "provenance": record(step="bin", parameters={**options.to_dict(), **(provenance or {})}),
+            "provenance": record(
+                step="bin", parameters={**options.to_dict(), **(provenance or {})}
+            ),
         }
         store.create_store(tmp, genes, options.spec, attrs=attrs, chunk_genes=options.chunk_genes)
         _fill(tmp, genes, sources, options)
     return output
 
 
-def _append(genes: pd.DataFrame, sources: list[SampleSource], output: Path, options: BinOptions) -> Path:
+def _append(
+    genes: pd.DataFrame, sources: list[SampleSource], output: Path, options: BinOptions
+) -> Path:
     existing = store.open_dataset(output)
     if existing.spec != options.spec:
         raise InputError(
-            f"bin geometry differs from the dataset's ({existing.spec} vs {options.spec})", path=output,
+            f"bin geometry differs from the dataset's ({existing.spec} vs {options.spec})",
+            path=output,
             fix="use the dataset's --flank/--bin-size/--aggregate",
         )
     same = (
@@ -274,8 +300,11 @@ def _append(genes: pd.DataFrame, sources: list[SampleSource], output: Path, opti
         and (existing.genes["tss"].to_numpy() == genes["start"].to_numpy()).all()
     )
     if not same:
-        raise InputError("the TSS table differs from the one the dataset was built with", path=output,
-                         fix="append with the same TSS BED/annotation and options")
+        raise InputError(
+            "the TSS table differs from the one the dataset was built with",
+            path=output,
+            fix="append with the same TSS BED/annotation and options",
+        )
     recorded = existing.attrs.get("sources", {})
     todo: list[SampleSource] = []
     for source in sources:
@@ -283,9 +312,13 @@ def _append(genes: pd.DataFrame, sources: list[SampleSource], output: Path, opti
             todo.append(source)  # new, or left incomplete by an interrupted run
             continue
         previous = recorded.get(source.name, {})
-        if previous.get("checksum") != file_checksum(source.path) or previous.get("column") != source.column:
+        if (
+            previous.get("checksum") != file_checksum(source.path)
+            or previous.get("column") != source.column
+        ):
             raise InputError(
-                f"sample {source.name!r} is already in the dataset, from different input", path=output,
+                f"sample {source.name!r} is already in the dataset, from different input",
+                path=output,
                 fix="rename the sample, or rebuild the dataset with --force",
             )
         logger.info("sample %s is already complete; skipped", source.name)

@@ -28,6 +28,16 @@ def evaluate_command(
         str | None,
         typer.Option("--splits", help="Only these splits, comma-separated (train,dev,test,oof)."),
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--truth", help="Planted links (simulate's truth/links.bedpe): AUPRC of recovery."
+        ),
+    ] = None,
+    noise_free: Annotated[
+        Path | None,
+        typer.Option("--noise-free", help="Noise-free expression (truth/): the noise ceiling."),
+    ] = None,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -42,3 +52,10 @@ def evaluate_command(
         wanted = [s.strip() for s in (splits or "").split(",") if s.strip()] or None
         paths = evaluate(model_dir, dataset, expression, output, force=force, splits=wanted)
         logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+        if truth is not None or noise_free is not None:
+            from chromexpr.evaluate.truth import write_truth_checks
+
+            table = write_truth_checks(
+                model_dir, dataset, expression, output, truth=truth, noise_free=noise_free
+            )
+            logger.info("ground truth: %s", "; ".join(f"{k} {v:.3g}" for k, v in table.items()))

@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,14 +42,15 @@ def _compressor() -> Any:
     """The chunk codec: Blosc lz4, level 5, without byte shuffle.
 
     On 1-kb bins of peak-like signal (mostly zero bins) chunks are 44 % smaller and encode 2.4x
-    faster than with shuffle; on dense coverage 11 % larger, as fast (docs/benchmarks.md, "Binning").
+    faster than with shuffle; on dense coverage 11 % larger, as fast (docs/benchmarks.md,
+    "Binning").
     """
     import numcodecs
 
     return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
 
 
-def _dims(*names: str) -> dict[str, list[str]]:
+def _dims(*names: str) -> dict[str, Any]:
     return {"_ARRAY_DIMENSIONS": list(names)}
 
 
@@ -68,8 +69,8 @@ def create_store(
     path
         Directory to create (must not exist).
     genes
-        TSS table: ``name`` (gene id), ``gene_name``, ``gene_type``, ``chrom``, ``start`` (TSS base, 0-based),
-        ``strand``; row order is the dataset's gene order.
+        TSS table: ``name`` (gene id), ``gene_name``, ``gene_type``, ``chrom``, ``start`` (TSS
+        base, 0-based), ``strand``; row order is the dataset's gene order.
     spec
         Window geometry.
     attrs
@@ -79,36 +80,80 @@ def create_store(
     """
     import zarr
 
-    root = zarr.open_group(str(path), mode="w-", zarr_format=2)
+    root: Any = zarr.open_group(str(path), mode="w-", zarr_format=2)
     n_genes = len(genes)
     chunk = max(1, min(chunk_genes, n_genes))
     root.create_array(
-        "openness", shape=(n_genes, 0, spec.n_bins), chunks=(chunk, 1, spec.n_bins), dtype="float32",
+        "openness",
+        shape=(n_genes, 0, spec.n_bins),
+        chunks=(chunk, 1, spec.n_bins),
+        dtype="float32",
         # no fill value: xarray would decode it as _FillValue and turn every 0 bin into NaN
-        fill_value=None, compressors=_compressor(), attributes={**_dims("gene", "sample", "bin"),
-        "long_name": "accessibility per bin", "units": f"{spec.aggregate} signal per bin",
-        "coordinates": "gene_name gene_type chrom tss strand group complete bin_offset"},
+        fill_value=None,
+        compressors=_compressor(),
+        attributes={
+            **_dims("gene", "sample", "bin"),
+            "long_name": "accessibility per bin",
+            "units": f"{spec.aggregate} signal per bin",
+            "coordinates": "gene_name gene_type chrom tss strand group complete bin_offset",
+        },
     )
     gene_chunk = max(1, n_genes)
-    root.create_array("gene", shape=(n_genes,), chunks=(gene_chunk,), dtype=str, fill_value=None,
-                      attributes=_dims("gene"))
+    root.create_array(
+        "gene",
+        shape=(n_genes,),
+        chunks=(gene_chunk,),
+        dtype=str,
+        fill_value=None,
+        attributes=_dims("gene"),
+    )
     root["gene"][:] = genes["name"].astype(str).to_numpy()
     for column in _GENE_STR_COLUMNS:
         source = genes[column] if column in genes else pd.Series(["unknown"] * n_genes)
-        root.create_array(column, shape=(n_genes,), chunks=(gene_chunk,), dtype=str, fill_value=None,
-                          attributes=_dims("gene"))
+        root.create_array(
+            column,
+            shape=(n_genes,),
+            chunks=(gene_chunk,),
+            dtype=str,
+            fill_value=None,
+            attributes=_dims("gene"),
+        )
         root[column][:] = source.astype(str).to_numpy()
-    root.create_array("tss", shape=(n_genes,), chunks=(gene_chunk,), dtype="int64", fill_value=None,
-                      attributes=_dims("gene"))
+    root.create_array(
+        "tss",
+        shape=(n_genes,),
+        chunks=(gene_chunk,),
+        dtype="int64",
+        fill_value=None,
+        attributes=_dims("gene"),
+    )
     root["tss"][:] = genes["start"].to_numpy(dtype=np.int64)
     for name, dtype in (("sample", str), ("group", str), ("complete", "bool")):
-        root.create_array(name, shape=(0,), chunks=(4096,), dtype=dtype, fill_value=None,
-                          attributes=_dims("sample"))
-    root.create_array("bin", shape=(spec.n_bins,), chunks=(spec.n_bins,), dtype="int64", fill_value=None,
-                      attributes=_dims("bin"))
+        root.create_array(
+            name,
+            shape=(0,),
+            chunks=(4096,),
+            dtype=dtype,
+            fill_value=None,
+            attributes=_dims("sample"),
+        )
+    root.create_array(
+        "bin",
+        shape=(spec.n_bins,),
+        chunks=(spec.n_bins,),
+        dtype="int64",
+        fill_value=None,
+        attributes=_dims("bin"),
+    )
     root["bin"][:] = np.arange(spec.n_bins, dtype=np.int64)
-    root.create_array("bin_offset", shape=(spec.n_bins,), chunks=(spec.n_bins,), dtype="int64", fill_value=None,
-                      attributes={**_dims("bin"), "units": "bp from TSS, gene orientation"})
+    root.create_array(
+        "bin_offset",
+        shape=(spec.n_bins,),
+        chunks=(spec.n_bins,),
+        dtype="int64",
+        fill_value=None,
+        attributes={**_dims("bin"), "units": "bp from TSS, gene orientation"},
+    )
     root["bin_offset"][:] = spec.bin_offsets()
     root.attrs.update(
         {
@@ -132,14 +177,15 @@ def consolidate(path: str | Path) -> None:
     zarr.consolidate_metadata(str(path))
 
 
-def _root(path: str | Path, mode: str = "r+") -> Any:
+def _root(path: str | Path, mode: Literal["r", "r+", "a", "w", "w-"] = "r+") -> Any:
     import zarr
 
     p = Path(path)
     if not p.exists():
         raise InputError("dataset not found", path=p)
     try:
-        # writers must not use the consolidated metadata: it goes stale as soon as an array is resized
+        # writers must not use the consolidated metadata: it goes stale as soon as an array is
+        # resized
         root = zarr.open_group(str(p), mode=mode, zarr_format=2, use_consolidated=mode == "r")
     except Exception as exc:  # zarr raises several types for non-stores
         raise InputError(f"not a chromexpr dataset ({type(exc).__name__})", path=p) from exc
@@ -163,8 +209,11 @@ def add_samples(path: str | Path, names: Sequence[str], groups: Sequence[str]) -
         if name in existing:
             i = existing.index(name)
             if bool(complete[i]):
-                raise InputError(f"sample {name!r} is already in the dataset", path=path,
-                                 fix="use another name, or rebuild the dataset with --force")
+                raise InputError(
+                    f"sample {name!r} is already in the dataset",
+                    path=path,
+                    fix="use another name, or rebuild the dataset with --force",
+                )
             indices.append(i)
             root["group"][i] = group
         else:
@@ -176,7 +225,11 @@ def add_samples(path: str | Path, names: Sequence[str], groups: Sequence[str]) -
         n_new = n_old + len(new_names)
         openness = root["openness"]
         openness.resize((openness.shape[0], n_new, openness.shape[2]))
-        for name, values in (("sample", new_names), ("group", new_groups), ("complete", [False] * len(new_names))):
+        for name, values in (
+            ("sample", new_names),
+            ("group", new_groups),
+            ("complete", [False] * len(new_names)),
+        ):
             array = root[name]
             array.resize((n_new,))
             array[n_old:] = np.asarray(values, dtype=bool if name == "complete" else object)
@@ -355,7 +408,8 @@ class Dataset:
             raise InputError(
                 f"sample(s) not in the dataset: {', '.join(missing[:5])}",
                 path=self.path,
-                fix=f"available: {', '.join(self.samples[:8])}{' ...' if len(self.samples) > 8 else ''}",
+                fix=f"available: {', '.join(self.samples[:8])}"
+                f"{' ...' if len(self.samples) > 8 else ''}",
             )
         return np.asarray([lookup[n] for n in wanted], dtype=np.int64)
 
@@ -365,10 +419,15 @@ class Dataset:
         return np.asarray(self._openness[:, int(self._sample_index[position]), :])
 
     def read_block(self, genes: slice, samples: Sequence[int] | np.ndarray) -> np.ndarray:
-        """A contiguous gene range x chosen sample positions: float32 ``(n_genes_in_slice, len(samples), n_bins)``."""
+        """A contiguous gene range x chosen sample positions.
+
+        Returns float32 ``(n_genes_in_slice, len(samples), n_bins)``.
+        """
         store_idx = self._sample_index[np.asarray(samples, dtype=np.int64)]
         if len(store_idx) == 0:
-            return np.empty((len(range(*genes.indices(self.n_genes))), 0, self.n_bins), dtype=np.float32)
+            return np.empty(
+                (len(range(*genes.indices(self.n_genes))), 0, self.n_bins), dtype=np.float32
+            )
         order = np.argsort(store_idx)
         block = self._openness.get_orthogonal_selection((genes, store_idx[order], slice(None)))
         out = np.empty_like(block)
@@ -394,9 +453,16 @@ class Dataset:
             out[members] = block[gene_idx[members] - lo]
         return out
 
-    def iter_gene_blocks(self, samples: Sequence[int] | np.ndarray | None = None) -> Iterator[tuple[slice, np.ndarray]]:
-        """Stream the dataset in chunk-aligned gene blocks: ``(gene slice, (genes, samples, bins) array)``."""
-        positions = np.arange(self.n_samples) if samples is None else np.asarray(samples, dtype=np.int64)
+    def iter_gene_blocks(
+        self, samples: Sequence[int] | np.ndarray | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """Stream the dataset in chunk-aligned gene blocks.
+
+        Yields ``(gene slice, (genes, samples, bins) array)``.
+        """
+        positions = (
+            np.arange(self.n_samples) if samples is None else np.asarray(samples, dtype=np.int64)
+        )
         chunk = self.chunk_genes
         for lo in range(0, self.n_genes, chunk):
             sl = slice(lo, min(lo + chunk, self.n_genes))
@@ -434,7 +500,9 @@ def open_dataset(path: str | Path) -> Dataset:
     names = _strings(root["sample"])
     groups = _strings(root["group"])
     index = np.flatnonzero(complete)
-    spec = BinSpec(flank=int(attrs["flank"]), bin_size=int(attrs["bin_size"]), aggregate=attrs["aggregate"])
+    spec = BinSpec(
+        flank=int(attrs["flank"]), bin_size=int(attrs["bin_size"]), aggregate=attrs["aggregate"]
+    )
     return Dataset(
         path=Path(path),
         genes=genes,

@@ -285,6 +285,9 @@ def _activity_module(fitted: FittedModel, bins: np.ndarray) -> torch.nn.Module:
         raise InputError("attribution of activity models with --standardize is not supported")
 
     class ActivityScore(torch.nn.Module):
+        bins: torch.Tensor
+        weights: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("bins", torch.as_tensor(bins, dtype=torch.long))
