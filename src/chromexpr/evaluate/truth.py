@@ -1,12 +1,12 @@
 """Ground-truth checks on simulated data: planted enhancer-gene links and the noise ceiling.
 
-* **Link recovery**: each modelled gene's per-bin evidence — ``|coefficient|`` for linear models (the
-  exact affine weights, see :mod:`chromexpr.explain.adapters`), mean ``|gradient|`` over the given
-  samples for torch-module models — ranked against the planted links of ``truth/links.bedpe`` (AUPRC,
-  beside a distance-only ranking and the random expectation).
-* **Noise ceiling**: the metrics of the noise-free expression (``truth/expression_noise_free.tsv``)
-  used as a prediction of the observed expression on the held-out samples: how far from perfect every
-  model is.
+* **Link recovery**: each modelled gene's per-bin evidence — ``|coefficient|`` for linear
+  models (the exact affine weights, see :mod:`chromexpr.explain.adapters`), mean ``|gradient|``
+  over the given samples for torch-module models — ranked against the planted links of
+  ``truth/links.bedpe`` (AUPRC, beside a distance-only ranking and the random expectation).
+* **Noise ceiling**: the metrics of the noise-free expression
+  (``truth/expression_noise_free.tsv``) used as a prediction of the observed expression on the
+  held-out samples: how far from perfect every model is.
 """
 
 from __future__ import annotations
