@@ -258,3 +258,55 @@ def test_model_dir_is_not_overwritten(tmp_path: Path, planted: Planted, cli, hel
         "-q",
     )
     assert (model / "config.json").is_file()
+
+
+def test_transform_and_group_options_are_recorded(tmp_path: Path, planted: Planted, cli) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "m"
+    cli(
+        "train",
+        planted.dataset,
+        "-e",
+        planted.expression,
+        "--model",
+        "lasso",
+        "-o",
+        model,
+        "--groups",
+        "auto",
+        "--quantile-normalize",
+        "--standardize",
+        "--expr-transform",
+        "log1p",
+        "--seed",
+        "7",
+        "-q",
+    )
+    config = json.loads((model / "config.json").read_text())
+    assert config["openness"]["quantile"] is True
+    assert config["expression"] == {
+        **config["expression"],
+        "transform": "log1p",
+        "standardize": True,
+    }
+    assert config["groups"]["mode"] == "auto"
+    assert set(config["groups"]["samples"]) == set(planted.samples)
+    assert config["options"]["seed"] == 7
+    with np.load(model / "model.npz", allow_pickle=False) as arrays:
+        assert arrays["openness_reference"].shape == (1001,)
+        assert arrays["expr_scale"].shape == (24,)
+    evaluation = tmp_path / "e"
+    cli(
+        "evaluate",
+        model,
+        planted.dataset,
+        "-e",
+        planted.expression,
+        "-o",
+        evaluation,
+        "--splits",
+        "test",
+        "-q",
+    )
+    pred = pd.read_csv(evaluation / "predictions.tsv", sep="\t", keep_default_na=False)
+    assert set(pred["split"]) == {"test"}
+    assert set(pred["group"]) <= set(config["groups"]["samples"].values())

@@ -57,6 +57,11 @@ class PriorChoice(str, Enum):
     none = "none"
 
 
+class BackboneChoice(str, Enum):
+    lasso_gene = "lasso-gene"
+    none = "none"
+
+
 class DeviceChoice(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -208,6 +213,13 @@ def train_command(
         int | None, typer.Option(help="Early-stopping patience.", rich_help_panel=FC_HELP)
     ] = None,
     device: Annotated[DeviceChoice | None, typer.Option(rich_help_panel=FC_HELP)] = None,
+    backbone: Annotated[
+        BackboneChoice | None,
+        typer.Option(
+            help="fc: learn what a lasso-gene model leaves [default: lasso-gene]",
+            rich_help_panel=FC_HELP,
+        ),
+    ] = None,
     group_input: Annotated[
         bool,
         typer.Option(
@@ -255,6 +267,8 @@ def train_command(
             params["betas"] = _numbers(betas, "--betas")
         if device is not None:
             params["device"] = device.value
+        if backbone is not None:
+            params["backbone"] = backbone.value
         if group_input:
             params["group_input"] = True
         options = TrainOptions(
