@@ -175,7 +175,7 @@ def run_demo(
     _step(
         5,
         total,
-        "evaluate: held-out samples, within-gene and across-gene metrics",
+        "evaluate: held-out metrics, noise ceiling, planted-link recovery",
         evaluate_all,
         echo,
     )

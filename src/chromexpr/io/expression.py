@@ -147,10 +147,9 @@ def read_expression(path: str | Path) -> ExpressionTable:
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> d = tempfile.mkdtemp()
-    >>> p = os.path.join(d, "tpm.tsv")
-    >>> _ = open(p, "w").write("gene_id\\tgene_name\\tA\\tB\\nENSG01.3\\tX\\t1.5\\t0\\n")
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "tpm.tsv"
+    >>> _ = p.write_text("gene_id\\tgene_name\\tA\\tB\\nENSG01.3\\tX\\t1.5\\t0\\n")
     >>> t = read_expression(p)
     >>> t.layout, t.samples, t.values.tolist()
     ('nf-core', ['A', 'B'], [[1.5, 0.0]])
@@ -266,9 +265,10 @@ def match_expression(
 
     Examples
     --------
-    >>> t = ExpressionTable(Path("x"), np.array(["ENSG01.2", "ENSG09"]), np.array(["A", "B"]),
-    ...     ["s1"], np.array([[1.0], [2.0]]), "nf-core")
-    >>> m = match_expression(t, ["ENSG01", "ENSG05"], ["A", "B"], ["s1", "s2"])
+    >>> ids = np.array(["ENSG00000000001.2", "ENSG00000000009"])
+    >>> t = ExpressionTable(Path("x"), ids, np.array(["A", "B"]), ["s1"], np.array([[1.0], [2.0]]),
+    ...     "nf-core")
+    >>> m = match_expression(t, ["ENSG00000000001", "ENSG00000000005"], ["A", "B"], ["s1", "s2"])
     >>> m.gene_index.tolist(), m.values.tolist(), m.n_by_name
     ([0, 1], [[1.0], [2.0]], 1)
     """

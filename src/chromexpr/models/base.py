@@ -244,7 +244,7 @@ def gene_checksum(gene_ids: Sequence[str], tss: Sequence[int], strands: Sequence
     Examples
     --------
     >>> gene_checksum(["g1"], [10], ["+"])[:14]
-    'sha256:1d8e5b8'
+    'sha256:ae4398b'
     """
     digest = hashlib.sha256()
     for gid, pos, strand in zip(gene_ids, tss, strands, strict=True):

@@ -94,7 +94,7 @@ def stats_gene_slices(n_genes: int, chunk: int, max_genes: int = STATS_GENES) ->
     Examples
     --------
     >>> stats_gene_slices(1000, 100, 300)
-    [slice(0, 100, None), slice(400, 500, None), slice(800, 900, None)]
+    [slice(0, 100, None), slice(400, 500, None), slice(900, 1000, None)]
     """
     n_chunks = -(-n_genes // chunk)
     take = max(1, min(n_chunks, max_genes // max(chunk, 1)))

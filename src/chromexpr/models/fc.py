@@ -292,7 +292,7 @@ class FcModel(Model):
             config,
             checkpoint_dir=data.options.get("checkpoint_dir"),
             resume=bool(data.options.get("resume")),
-            on_epoch=data.options.get("on_epoch"),
+            on_epoch=self._epoch_logger(data.options.get("on_epoch")),
         )
         self.network_used = True
         best_dev = min((float(h["dev_mse"]) for h in history), default=float("nan"))
@@ -331,6 +331,24 @@ class FcModel(Model):
                 rate,
             )
         return rows
+
+    def _epoch_logger(self, callback: Any) -> Any:
+        """Log each epoch (in expression units), then call ``callback`` (if any) with the row."""
+
+        def log_epoch(row: dict[str, Any]) -> None:
+            scale2 = self.y_scale**2
+            logger.info(
+                "fc: epoch %d: train MSE %.4g, dev MSE %.4g, %.1f s (%.0f rows/s)",
+                int(row["epoch"]) + 1,
+                float(row["train_mse"]) * scale2,
+                float(row["dev_mse"]) * scale2,
+                float(row["seconds"]),
+                float(row.get("examples_per_s", float("nan"))),
+            )
+            if callback is not None:
+                callback(row)
+
+        return log_epoch
 
     def _fit_backbone(
         self, data: TrainingData, train_cols: np.ndarray, dev_cols: np.ndarray

@@ -194,12 +194,13 @@ class PooledLasso(Model):
         p = data.source.n_features
         cols = data.cols_with(TRAIN)
         folds = data.inner_folds[cols]
+        if prm.alpha is not None:  # a fixed alpha needs no cross-validation: one "fold"
+            folds = np.zeros(cols.size, dtype=np.int64)
         k = int(folds.max()) + 1 if folds.size else 0
-        if prm.alpha is None and k < 2:
+        if k < 1 or (prm.alpha is None and k < 2):
             raise InputError(
                 "lasso: cross-validation needs at least 2 training samples", fix="give --alpha"
             )
-        k = max(k, 1)
         deviation = data.formulation == "deviation"
         accs = [_Acc(p) for _ in range(k)]
         corr = [_Acc(p) for _ in range(k)] if deviation else []

@@ -11,7 +11,6 @@ deviations (prediction minus the fold's training mean).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import warnings
@@ -777,8 +776,3 @@ def train(
         shutil.rmtree(checkpoints, ignore_errors=True)
     logger.info("wrote %s (%s, %.1f s)", out, model_name, time.perf_counter() - start)
     return TrainResult(out, model_name, main.history, predictions, record)
-
-
-def describe(result: TrainResult) -> str:
-    """One line for the log."""
-    return json.dumps({"output": str(result.output), "model": result.model})
