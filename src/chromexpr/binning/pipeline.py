@@ -239,6 +239,10 @@ def bin_dataset(
     append: bool = False,
     force: bool = False,
     provenance: dict[str, Any] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    retries: int = 2,
+    task_threads: int | None = None,
 ) -> Path:
     """Bin every sample into the dataset at ``output``.
 
@@ -260,12 +264,39 @@ def bin_dataset(
         Replace an existing dataset (without ``append``).
     provenance
         Extra provenance to record (e.g. the TSS options).
+    scheduler
+        Run one task per sample on this ``dask.distributed`` scheduler (``tcp://host:port`` or
+        a scheduler JSON file); see :func:`chromexpr.binning.distributed.bin_dataset_on_dask`.
+    workers
+        Run one task per sample on a local cluster of this many single-threaded worker
+        processes.
+    retries
+        With ``scheduler``/``workers``: times a failed task is retried.
+    task_threads
+        With ``scheduler``/``workers``: numba threads per task (default: see
+        :func:`~chromexpr.binning.distributed.bin_dataset_on_dask`).
 
     Returns
     -------
     pathlib.Path
         The dataset path.
     """
+    if scheduler is not None or workers is not None:
+        from chromexpr.binning.distributed import bin_dataset_on_dask
+
+        return bin_dataset_on_dask(
+            genes,
+            sources,
+            output,
+            options=options,
+            append=append,
+            force=force,
+            provenance=provenance,
+            address=scheduler,
+            workers=workers,
+            retries=retries,
+            task_threads=task_threads,
+        ).path
     options = options or BinOptions()
     output = Path(output)
     genes = _validate_genes(genes, options)
@@ -287,6 +318,14 @@ def bin_dataset(
 def _append(
     genes: pd.DataFrame, sources: list[SampleSource], output: Path, options: BinOptions
 ) -> Path:
+    _fill(output, genes, _append_todo(genes, sources, output, options), options)
+    return output
+
+
+def _append_todo(
+    genes: pd.DataFrame, sources: list[SampleSource], output: Path, options: BinOptions
+) -> list[SampleSource]:
+    """Check that ``sources`` can be appended to the dataset; return those still to bin."""
     existing = store.open_dataset(output)
     if existing.spec != options.spec:
         raise InputError(
@@ -322,5 +361,4 @@ def _append(
                 fix="rename the sample, or rebuild the dataset with --force",
             )
         logger.info("sample %s is already complete; skipped", source.name)
-    _fill(output, genes, todo, options)
-    return output
+    return todo

@@ -74,6 +74,24 @@ def bin_command(
     chunk_genes: Annotated[
         int, typer.Option("--chunk-genes", help="Genes per storage chunk.")
     ] = 256,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Bin on this Dask scheduler: tcp://HOST:PORT or a scheduler JSON file "
+            "(needs chromexpr[dask]; inputs and output on a shared file system).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Bin on a local Dask cluster of N worker processes (needs chromexpr[dask]).",
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="With --scheduler/--workers: retries of a failed task.")
+    ] = 2,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -90,6 +108,8 @@ def bin_command(
         from chromexpr.io.samples import read_sample_sheet, samples_from_paths
         from chromexpr.log import logger
 
+        if scheduler is not None and workers is not None:
+            raise InputError("--scheduler and --workers are exclusive", fix="give one of them")
         if not inputs and samples is None:
             raise InputError("no accessibility input", fix="give files, or --samples sheet.tsv")
         sources = samples_from_paths(list(inputs or []), regions=regions)
@@ -122,5 +142,9 @@ def bin_command(
             append=append,
             force=force,
             provenance={"tss": str(tss), "tss_options": tss_options.to_dict()},
+            scheduler=scheduler,
+            workers=workers,
+            retries=retries,
+            task_threads=threads,
         )
         logger.info("wrote %s", path)
