@@ -3,6 +3,7 @@ predictions)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,6 +83,7 @@ def _numbers(text: str, option: str, kind: type = float) -> tuple[Any, ...]:
 
 MODEL_HELP = "Model options (each applies to the models that have it)"
 FC_HELP = "fc options"
+SCALE_HELP = "Scale-out (lasso statistics pass)"
 
 
 @app.command("train")
@@ -229,6 +231,24 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted fc run.")
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="lasso: compute the statistics pass on this Dask cluster (tcp://host:port or a "
+            "scheduler JSON file; workers must read the dataset path). Needs chromexpr[dask].",
+            rich_help_panel=SCALE_HELP,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="lasso: compute the statistics pass on a local Dask cluster of N processes. "
+            "Needs chromexpr[dask].",
+            rich_help_panel=SCALE_HELP,
+        ),
+    ] = None,
     seed: Seed = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -294,4 +314,31 @@ def train_command(
             auto_candidates=_items(auto_candidates),
             seed=seed,
         )
-        train(dataset, expression, output, options, force=force, resume=resume)
+        _check_scale_out(scheduler, workers, model.value, options.auto_candidates)
+        if workers is None:
+            if scheduler is not None:
+                options = replace(options, runtime={"scheduler": scheduler})
+            train(dataset, expression, output, options, force=force, resume=resume)
+            return
+        from chromexpr.models.sharded_stats import local_cluster
+
+        with local_cluster(workers) as address:  # one cluster for every fit of the run
+            options = replace(options, runtime={"scheduler": address})
+            train(dataset, expression, output, options, force=force, resume=resume)
+
+
+def _check_scale_out(
+    scheduler: str | None, workers: int | None, model: str, candidates: tuple[str, ...]
+) -> None:
+    """``--scheduler`` / ``--workers`` apply to the pooled lasso only: refuse them elsewhere."""
+    if scheduler is None and workers is None:
+        return
+    if scheduler is not None and workers is not None:
+        raise typer.BadParameter("give --scheduler or --workers, not both")
+    if workers is not None and workers < 1:
+        raise typer.BadParameter("--workers must be at least 1")
+    if model != "lasso" and not (model == "auto" and "lasso" in candidates):
+        raise typer.BadParameter(
+            "--scheduler/--workers apply to the statistics pass of --model lasso only "
+            f"(or auto with lasso among its candidates), not {model}"
+        )

@@ -27,11 +27,12 @@ import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 
 from chromexpr.dataset.store import Dataset
+from chromexpr.models.distributed import shard_bounds
 from chromexpr.models.transforms import FittedOpenness, OpennessConfig, SampleStatistics
 
 __all__ = [
@@ -339,6 +340,18 @@ class RowLoader:
         Batching.
     unit_samples
         Samples per read unit (smaller units mix the buffer better).
+    rank, world_size, shard_by
+        Sharding among ``world_size`` processes (``torchrun``, with the process group open).
+        Either way rank ``r`` reads only the read units ``r, r + world_size, ...`` of the epoch's
+        visiting order. ``"batch"``: every rank plans the single-process epoch from the roles
+        alone (which rows each unit holds, the buffer's shuffles and the cuts into batches, as row
+        numbers), then, at each buffer, the ranks exchange rows
+        (:func:`chromexpr.models.distributed.exchange_rows`) so that each yields its contiguous
+        part of every batch (:func:`chromexpr.models.distributed.shard_bounds`: sizes differ by at
+        most one row; a rank may get an empty part of a tiny last batch). The ranks' parts
+        together are exactly the single-process batches. ``"unit"``: each rank batches its own
+        units' rows, no exchange; each row is seen by exactly one rank but the batches differ from
+        a single process's (for sums such as a dev loss).
     """
 
     source: BlockSource
@@ -354,6 +367,15 @@ class RowLoader:
     seed: int = 0
     shuffle: bool = True
     unit_samples: int = 8
+    rank: int = 0
+    world_size: int = 1
+    shard_by: Literal["batch", "unit"] = "batch"
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got {self.rank}, {self.world_size}")
+        if self.shard_by not in ("batch", "unit"):
+            raise ValueError(f"shard_by must be batch or unit, got {self.shard_by!r}")
 
     def units(self, epoch: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
         """The epoch's read units ``(gene slice, local genes, local samples)``, in visiting
@@ -368,6 +390,8 @@ class RowLoader:
         if self.shuffle:
             rng = np.random.default_rng([self.seed, epoch, 1])
             out = [out[i] for i in rng.permutation(len(out))]
+        if self.shard_by == "unit" and self.world_size > 1:
+            out = out[self.rank :: self.world_size]
         return out
 
     def _rows(self, unit: tuple[slice, np.ndarray, np.ndarray]) -> Batch:
@@ -385,12 +409,15 @@ class RowLoader:
         return x[mask], y[mask], g
 
     def n_rows(self) -> int:
-        """Rows per epoch."""
+        """Rows per epoch (all ranks together)."""
         return int((self.roles[:, np.asarray(self.samples, dtype=np.int64)] == self.role).sum())
 
     def __call__(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch: ``(x float32 (B, p), y float32 (B,), group int64 (B,) or
         None)``."""
+        if self.world_size > 1 and self.shard_by == "batch":
+            yield from self._exchanged(epoch)
+            return
         rng = np.random.default_rng([self.seed, epoch, 2])
         pending: list[Batch] = []
         n_pending = 0
@@ -423,3 +450,134 @@ class RowLoader:
         if n_full < x.shape[0]:
             return x[n_full:], y[n_full:], None if g is None else g[n_full:]
         return None
+
+    # --------------------------------------------------------------------------------------------
+    # Several processes: sharded reads, single-process batches
+    # --------------------------------------------------------------------------------------------
+
+    def _cut(
+        self, ids: np.ndarray, rng: np.random.Generator, *, final: bool
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`_emit` on row numbers: the buffer's batches and the rows carried over."""
+        if self.shuffle:
+            ids = ids[rng.permutation(ids.size)]
+        n_full = ids.size if final else (ids.size // self.batch_size) * self.batch_size
+        batches = [
+            ids[lo : min(lo + self.batch_size, n_full)] for lo in range(0, n_full, self.batch_size)
+        ]
+        return batches, ids[n_full:]
+
+    def _plan(self, units: list[tuple[slice, np.ndarray, np.ndarray]], epoch: int) -> _Plan:
+        """The single-process epoch as row numbers (rows numbered unit after unit, each unit's in
+        :meth:`_rows` order), computed from the roles alone: nothing is read."""
+        counts = np.array(
+            [int((self.roles[np.ix_(local, cols)] == self.role).sum()) for _, local, cols in units],
+            dtype=np.int64,
+        )
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        rng = np.random.default_rng([self.seed, epoch, 2])
+        buffers: list[tuple[int, list[np.ndarray]]] = []
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        for u, count in enumerate(counts):
+            if count == 0:
+                continue
+            pending.append(np.arange(starts[u], starts[u + 1]))
+            n_pending += int(count)
+            if n_pending >= self.buffer_rows:
+                batches, rest = self._cut(np.concatenate(pending), rng, final=False)
+                buffers.append((u + 1, batches))
+                pending, n_pending = ([rest], rest.size) if rest.size else ([], 0)
+        if pending:
+            buffers.append((len(units), self._cut(np.concatenate(pending), rng, final=True)[0]))
+        return _Plan(counts=counts, starts=starts, buffers=buffers)
+
+    def _exchanged(self, epoch: int) -> Iterator[Batch]:
+        """This rank's part of each single-process batch, from its own units and the other ranks'
+        rows (one exchange per buffer; every rank must iterate, in step)."""
+        units = self.units(epoch)
+        plan = self._plan(units, epoch)
+        world, rank = self.world_size, self.rank
+        mine = [u for u in range(rank, len(units), world) if plan.counts[u] > 0]
+        reader = cast(Generator[Batch, None, None], prefetch(self._rows(units[u]) for u in mine))
+        held: dict[int, np.ndarray] = {}
+        remaining = plan.counts.copy()
+        n_read = 0
+        try:
+            for n_units, batches in plan.buffers:
+                while n_read < len(mine) and mine[n_read] < n_units:
+                    held[mine[n_read]] = _pack(next(reader))
+                    n_read += 1
+                parts = [
+                    [b[slice(*shard_bounds(b.size, r, world))] for b in batches]
+                    for r in range(world)
+                ]
+                rows = self._swap(
+                    plan, held, [np.concatenate(p) if p else np.zeros(0, np.int64) for p in parts]
+                )
+                used = plan.unit_of(np.concatenate(batches)) if batches else np.zeros(0, np.int64)
+                remaining -= np.bincount(used, minlength=remaining.size)
+                for u in [u for u in held if remaining[u] == 0]:
+                    del held[u]
+                lo = 0
+                for part in parts[rank]:
+                    yield _unpack(rows[lo : lo + part.size], self.groups is not None)
+                    lo += part.size
+        finally:
+            reader.close()
+
+    def _swap(self, plan: _Plan, held: dict[int, np.ndarray], need: list[np.ndarray]) -> np.ndarray:
+        """Send every rank the held rows it needs; the rows ``need[rank]`` names, in its order."""
+        from chromexpr.models.distributed import exchange_rows
+
+        world, rank = self.world_size, self.rank
+        width = next(iter(held.values())).shape[1] if held else self._width()
+        owners = [plan.unit_of(ids) % world for ids in need]
+        # rows rank s sends rank d, known to every rank from the plan: the padding is agreed
+        counts = np.stack([np.bincount(o, minlength=world) for o in owners], axis=1)
+        sends = []
+        for ids, owner in zip(need, owners, strict=True):
+            ids = ids[owner == rank]
+            out = np.empty((ids.size, width), dtype=np.float32)
+            units = plan.unit_of(ids)
+            for u in np.unique(units):
+                sel = units == u
+                out[sel] = held[int(u)][ids[sel] - plan.starts[u]]
+            sends.append(out)
+        received = exchange_rows(sends, counts[:, rank].tolist(), int(counts.max()))
+        rows = np.empty((need[rank].size, width), dtype=np.float32)
+        for src in range(world):
+            rows[owners[rank] == src] = received[src]
+        return rows
+
+    def _width(self) -> int:
+        """Columns of a packed row: the features, the target, the group code (if any)."""
+        return int(self.source.n_features) + 1 + (self.groups is not None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An epoch as row numbers: rows per unit, each unit's first row number, and per buffer the
+    units read so far and its batches."""
+
+    counts: np.ndarray
+    starts: np.ndarray
+    buffers: list[tuple[int, list[np.ndarray]]]
+
+    def unit_of(self, ids: np.ndarray) -> np.ndarray:
+        """The unit holding each row number."""
+        return np.searchsorted(self.starts, ids, side="right") - 1
+
+
+def _pack(batch: Batch) -> np.ndarray:
+    """``x``, ``y`` and the group codes (exact in float32 below 2**24) as one float32 matrix."""
+    x, y, g = batch
+    cols = [x, y[:, None]] + ([] if g is None else [g[:, None].astype(np.float32)])
+    return np.concatenate(cols, axis=1, dtype=np.float32)
+
+
+def _unpack(rows: np.ndarray, has_groups: bool) -> Batch:
+    """:func:`_pack`'s inverse."""
+    if has_groups:
+        return rows[:, :-2], rows[:, -2].copy(), rows[:, -1].astype(np.int64)
+    return rows[:, :-1], rows[:, -1].copy(), None

@@ -18,6 +18,14 @@ buffer, read-ahead in a background thread); the training loop, checkpoints and e
 :func:`chromexpr.models.fc_net.train_mlp`'s. The sample's group can be an extra input (an
 embedding); code 0 means "group not seen in training", and 10% of training rows are shown with code
 0 so that this embedding is trained too.
+
+Under ``torchrun`` (:mod:`chromexpr.models.distributed`) the network is trained once, in
+DistributedDataParallel over all the processes: each rank reads only its share of the read units
+and, after an exchange of rows at each shuffle buffer, trains on its contiguous part of every
+single-process batch (:class:`~chromexpr.models.design.RowLoader`, ``shard_by="batch"``); dev
+rows are split by read unit and their error summed over the ranks. The backbone is fitted on every
+rank, each getting the same fit (it is deterministic; nothing large is broadcast). Only rank 0
+writes (``chromexpr.models.train``).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 
 from chromexpr.errors import InputError
 from chromexpr.log import logger
+from chromexpr.models import distributed
 from chromexpr.models.base import Model, TrainingData, register
 from chromexpr.models.design import RowLoader, window_bins
 from chromexpr.models.splits import DEV, TRAIN
@@ -224,6 +233,7 @@ class FcModel(Model):
             else int(np.clip(n_train_rows // MIN_STEPS, MIN_BATCH, REFERENCE_BATCH))
         )
         self.batch_size = batch
+        procs = distributed.env_info()
 
         def loader(role: int, cols: np.ndarray, shuffle: bool) -> RowLoader:
             return RowLoader(
@@ -239,18 +249,14 @@ class FcModel(Model):
                 buffer_rows=max(int(prm.buffer_rows), batch),
                 seed=int(data.seed),
                 shuffle=shuffle,
+                rank=procs.rank,
+                world_size=procs.world_size,
+                # training: every rank its part of the single-process batches; dev: only sums
+                shard_by="batch" if role == TRAIN else "unit",
             )
 
         train_loader = loader(TRAIN, train_cols, True)
         dev_loader = loader(DEV, dev_cols, False)
-        rate, _ = loader_throughput(train_loader(0))
-        self.throughput = {"loader_rows_per_s": rate}
-        logger.info(
-            "fc: %d training rows, %d dev rows; loader alone %.0f rows/s",
-            train_loader.n_rows(),
-            dev_loader.n_rows() if dev_cols.size else 0,
-            rate,
-        )
         self.net = self._build(seed=int(data.seed))
         if self.backbone is not None:
             # start exactly at the backbone: the network's output is 0 until training moves it
@@ -279,21 +285,32 @@ class FcModel(Model):
         train_batches = (
             _GroupDropout(train_loader, int(data.seed)) if groups is not None else train_loader
         )
-        dev_before = float("nan")
-        if self.backbone is not None and dev_cols.size:
-            from chromexpr.models.fc_net import evaluate_mse, resolve_device
+        from chromexpr.models.fc_net import evaluate_mse, resolve_device
 
-            device = resolve_device(str(prm.device))
-            dev_before, _ = evaluate_mse(self.net.to(device), dev_batches(), device=device)
-        history = train_mlp(
-            self.net,
-            train_batches,
-            dev_batches,
-            config,
-            checkpoint_dir=data.options.get("checkpoint_dir"),
-            resume=bool(data.options.get("resume")),
-            on_epoch=self._epoch_logger(data.options.get("on_epoch")),
-        )
+        device = resolve_device(str(prm.device))
+        dev_before = float("nan")
+        # under torchrun the training loader exchanges rows between the ranks: open the group first
+        with distributed.process_group(device):
+            rate, _ = loader_throughput(train_loader(0))
+            self.throughput = {"loader_rows_per_s": rate}
+            logger.info(
+                "fc: %d training rows, %d dev rows; loader alone %.0f rows/s%s",
+                train_loader.n_rows(),
+                dev_loader.n_rows() if dev_cols.size else 0,
+                rate,
+                f" (rank 0 of {procs.world_size})" if procs.distributed else "",
+            )
+            if self.backbone is not None and dev_cols.size:
+                dev_before, _ = evaluate_mse(self.net.to(device), dev_batches(), device=device)
+            history = train_mlp(
+                self.net,
+                train_batches,
+                dev_batches,
+                config,
+                checkpoint_dir=data.options.get("checkpoint_dir"),
+                resume=bool(data.options.get("resume")),
+                on_epoch=self._epoch_logger(data.options.get("on_epoch")),
+            )
         self.network_used = True
         best_dev = min((float(h["dev_mse"]) for h in history), default=float("nan"))
         if np.isfinite(dev_before) and not best_dev < dev_before:

@@ -6,6 +6,11 @@ seeded by ``epoch``, so that an interrupted run resumes exactly) and decides whe
 written. Checkpoints and weights hold tensors and plain Python containers only and load with
 ``torch.load(weights_only=True)``: no pickled code.
 
+Under ``torchrun`` (``docs/models.md``, "Training on several processes, GPUs or nodes") the same
+loop trains one model in :class:`~torch.nn.parallel.DistributedDataParallel`: each rank gets its
+part of every batch from the caller, gradients are averaged, losses and early stopping are computed
+from sums over all ranks, and only rank 0 writes checkpoints (:mod:`chromexpr.models.distributed`).
+
 This module imports torch at the top; import it lazily (``chromexpr`` itself does not).
 """
 
@@ -16,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ import torch
 from torch import nn
 
 from chromexpr.errors import InputError
+from chromexpr.models import distributed
 
 __all__ = [
     "MLP",
@@ -207,13 +213,17 @@ class TrainConfig:
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other names are checked.
 
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK`` (one GPU per process).
+
     Examples
     --------
     >>> resolve_device("cpu")
     device(type='cpu')
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and distributed.env_info().distributed:
+        device = f"cuda:{distributed.env_info().local_rank}"
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -336,7 +346,11 @@ def evaluate_mse(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
 ) -> tuple[float, int]:
-    """Mean squared error of ``model`` over ``batches`` (eval mode, no gradients), example count."""
+    """Mean squared error of ``model`` over ``batches`` (eval mode, no gradients), example count.
+
+    Under ``torchrun`` (a process group is open) each rank passes its own share of the batches and
+    the error and count are those of all ranks together (every rank gets the same numbers).
+    """
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
@@ -347,7 +361,8 @@ def evaluate_mse(
                 pred = model(x, group)
             total += (pred.float() - y).pow(2).sum(dtype=torch.float64)
             count += int(y.shape[0])
-    return (float(total) / count if count else math.nan), count
+    sse, n = distributed.sum_across([float(total), count])
+    return (sse / n if n else math.nan), int(n)
 
 
 def _autocast(
@@ -385,22 +400,28 @@ def train_mlp(
     train_batches
         ``train_batches(epoch)`` yields ``(x float32 (B, n_inputs), y float32 (B,), group int64
         (B,) or None)``; it must depend only on ``epoch`` (e.g. shuffle with a seed derived from
-        it), so that a resumed run sees the same batches.
+        it), so that a resumed run sees the same batches. When a process group is open
+        (``torchrun``, :func:`chromexpr.models.distributed.process_group`) the model is trained in
+        DistributedDataParallel and each rank yields its own part of every batch: the same number
+        of batches on every rank, parts possibly empty (see :func:`_train_epoch`).
     dev_batches
-        ``dev_batches()`` yields the development batches (same layout).
+        ``dev_batches()`` yields the development batches (same layout); under ``torchrun`` this
+        rank's share of them (each row on one rank).
     config
         Optimiser, penalties, early stopping, seed, device.
     checkpoint_dir
         When given, ``checkpoint_dir / "checkpoint.pt"`` is written (atomically) after every epoch:
         model, optimizer and loss-scaler states, next epoch, best state and its dev MSE, epochs
         without improvement, history, config, and the torch/CUDA/numpy RNG states: tensors and
-        plain containers only, loadable with ``torch.load(..., weights_only=True)``.
+        plain containers only, loadable with ``torch.load(..., weights_only=True)``. Under
+        ``torchrun`` rank 0 writes it (``checkpoint_dir`` must then be on a file system every rank
+        sees, for ``resume``), with every rank's RNG states.
     resume
         Continue from the checkpoint in ``checkpoint_dir``; on CPU the result equals an
         uninterrupted run bit for bit. ``epochs``, ``patience`` and ``device`` may change between
         runs; the other settings must match.
     on_epoch
-        Called with each new history row, after the checkpoint is written.
+        Called with each new history row, after the checkpoint is written (on every rank).
 
     Returns
     -------
@@ -418,104 +439,192 @@ def train_mlp(
     device = resolve_device(config.device)
     amp_dtype = _amp_dtype(config, device)
     model.to(device)
+    rank = distributed.env_info().rank if distributed.is_active() else 0
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
-
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    best_dev = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
-    stopped = False
+    state = _State()
     if resume:
-        if path is None or not path.exists():
-            raise InputError(
-                f"cannot resume: no checkpoint at {path}",
-                fix="train without --resume to start afresh",
-            )
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        _check_resumable(ckpt, config, path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt["scaler"]:
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch = int(ckpt["next_epoch"])
-        best_dev = float(ckpt["best_dev"])
-        best_state = ckpt["best_state"]
-        bad_epochs = int(ckpt["bad_epochs"])
-        history = [dict(row) for row in ckpt["history"]]
-        stopped = config.patience > 0 and bad_epochs >= config.patience
-        _set_rng_state(ckpt["rng"], device)
+        state = _resume(path, config, model, optimizer, scaler, device, rank)
     else:
-        torch.manual_seed(config.seed)
+        # rank 0 draws the single-process dropout stream; the others draw their own
+        torch.manual_seed(config.seed + rank)
         if device.type == "cuda":
-            torch.cuda.manual_seed(config.seed)
-        if path is not None:
+            torch.cuda.manual_seed(config.seed + rank)
+        if path is not None and rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
+    # DistributedDataParallel under torchrun (rank 0's weights copied to every rank), else model
+    net = distributed.wrap_model(model, device)
 
-    for epoch in range(start_epoch, config.epochs):
-        if stopped:
+    for epoch in range(state.next_epoch, config.epochs):
+        if state.stopped:
             break
         t0 = time.perf_counter()
-        model.train()
-        sse = torch.zeros((), dtype=torch.float64, device=device)
-        n_seen = 0
-        for batch in train_batches(epoch):
-            x, y, group = _to_device(batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(device, amp_dtype):
-                pred = model(x, group)
-            err = pred.float() - y
-            mse = err.pow(2).mean()
-            penalty = _penalty(model, config.l1, config.l2)
-            loss = mse if penalty is None else mse + penalty
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            sse += mse.detach().double() * y.shape[0]
-            n_seen += int(y.shape[0])
+        sse, n_seen = _train_epoch(
+            net, model, train_batches(epoch), optimizer, scaler, config, device, amp_dtype
+        )
         train_seconds = time.perf_counter() - t0
         dev_mse, _ = evaluate_mse(model, dev_batches(), device=device, amp_dtype=amp_dtype)
         seconds = time.perf_counter() - t0
         row = {
             "epoch": epoch,
-            "train_mse": float(sse) / n_seen if n_seen else math.nan,
+            "train_mse": sse / n_seen if n_seen else math.nan,
             "dev_mse": dev_mse,
             "seconds": seconds,
             "examples_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
         }
-        history.append(row)
-        if math.isnan(dev_mse) or dev_mse < best_dev:
-            best_dev = dev_mse if not math.isnan(dev_mse) else best_dev
-            best_state = _cpu_state(model)
-            bad_epochs = 0
+        state.history.append(row)
+        improved = math.isnan(dev_mse) or dev_mse < state.best_dev
+        # the dev error is a sum over all ranks, so they agree; rank 0 decides all the same
+        (improved,) = distributed.broadcast_flags([improved])
+        if improved:
+            state.best_dev = dev_mse if not math.isnan(dev_mse) else state.best_dev
+            state.best_state = _cpu_state(model)
+            state.bad_epochs = 0
         else:
-            bad_epochs += 1
-        stopped = config.patience > 0 and bad_epochs >= config.patience
+            state.bad_epochs += 1
+        state.stopped = config.patience > 0 and state.bad_epochs >= config.patience
+        state.next_epoch = epoch + 1
         if path is not None:
-            _atomic_torch_save(
-                {
-                    "version": CHECKPOINT_VERSION,
-                    "config": config.to_dict(),
-                    "model": _cpu_state(model),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                    "next_epoch": epoch + 1,
-                    "best_dev": best_dev,
-                    "best_state": best_state,
-                    "bad_epochs": bad_epochs,
-                    "stopped": stopped,
-                    "history": history,
-                    "rng": _rng_state(device),
-                },
-                path,
-            )
+            rng = distributed.all_gather_objects(_rng_state(device))
+            if rank == 0:
+                _save_checkpoint(path, state, config, model, optimizer, scaler, rng)
         if on_epoch is not None:
             on_epoch(dict(row))
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+    if path is not None:
+        distributed.barrier()  # rank 0's last checkpoint is on disk before any rank goes on
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return state.history
+
+
+@dataclass
+class _State:
+    """Where training stands between epochs (what a checkpoint keeps besides the modules)."""
+
+    next_epoch: int = 0
+    best_dev: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _train_epoch(
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> tuple[float, int]:
+    """One pass of Adam steps; the data term's sum of squares and the rows, over all ranks.
+
+    ``net`` is ``model`` or its DistributedDataParallel wrapper. Each rank holds its part of the
+    step's batch; with ``B`` rows in the whole batch, ``W`` ranks and DDP averaging the ranks'
+    gradients, a rank's loss ``W / B * sum(its squared errors) + penalty`` makes the averaged
+    gradient that of ``mean(squared errors) + penalty`` over the whole batch: the single-process
+    step, whatever the parts' sizes (an uneven or nearly empty last batch included), with the
+    penalty counted once.
+    """
+    net.train()
+    sse = torch.zeros((), dtype=torch.float64, device=device)
+    n_seen = 0
+    world = torch.distributed.get_world_size() if distributed.is_active() else 1
+    for batch in batches:
+        x, y, group = _to_device(batch, device)
+        n_rows = int(y.shape[0])
+        n_batch = n_rows if world == 1 else int(distributed.sum_across([n_rows])[0])
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp_dtype):
+            pred = net(x, group)
+        sq = (pred.float() - y).pow(2)
+        data_loss = sq.mean() if world == 1 else sq.sum() * (world / max(n_batch, 1))
+        penalty = _penalty(model, config.l1, config.l2)
+        loss = data_loss if penalty is None else data_loss + penalty
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        sse += sq.detach().sum(dtype=torch.float64)
+        n_seen += n_rows
+    total, count = distributed.sum_across([float(sse), n_seen])
+    return total, int(count)
+
+
+def _resume(
+    path: Path | None,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    rank: int,
+) -> _State:
+    """Load the checkpoint into the modules and this rank's RNG; the training state."""
+    if path is None or not path.exists():
+        raise InputError(
+            f"cannot resume: no checkpoint at {path}",
+            fix="train without --resume to start afresh",
+        )
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    _check_resumable(ckpt, config, path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt["scaler"]:
+        scaler.load_state_dict(ckpt["scaler"])
+    bad_epochs = int(ckpt["bad_epochs"])
+    (first,) = distributed.broadcast_ints([int(ckpt["next_epoch"])])
+    if first != int(ckpt["next_epoch"]):
+        raise InputError(
+            f"cannot resume: rank {rank} sees another checkpoint than rank 0",
+            path=path,
+            fix="keep the checkpoints on a file system that every node sees",
+        )
+    rank_rng = ckpt.get("rank_rng") or [ckpt["rng"]]
+    if rank < len(rank_rng):
+        _set_rng_state(rank_rng[rank], device)
+    else:  # more ranks than when the checkpoint was written: a fresh dropout stream
+        torch.manual_seed(config.seed + rank + 1_000 * int(ckpt["next_epoch"]))
+    return _State(
+        next_epoch=int(ckpt["next_epoch"]),
+        best_dev=float(ckpt["best_dev"]),
+        best_state=ckpt["best_state"],
+        bad_epochs=bad_epochs,
+        stopped=config.patience > 0 and bad_epochs >= config.patience,
+        history=[dict(row) for row in ckpt["history"]],
+    )
+
+
+def _save_checkpoint(
+    path: Path,
+    state: _State,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    rank_rng: list[dict[str, Any]],
+) -> None:
+    """Write the checkpoint atomically (rank 0 only; ``rank_rng``: every rank's RNG states)."""
+    _atomic_torch_save(
+        {
+            "version": CHECKPOINT_VERSION,
+            "config": config.to_dict(),
+            "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "next_epoch": state.next_epoch,
+            "best_dev": state.best_dev,
+            "best_state": state.best_state,
+            "bad_epochs": state.bad_epochs,
+            "stopped": state.stopped,
+            "history": state.history,
+            "rng": rank_rng[0],
+            "rank_rng": rank_rng,
+        },
+        path,
+    )
 
 
 def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, path: Path) -> None:

@@ -18,6 +18,10 @@ their held-out errors come from the same pass:
   Gram is ``sum_{f' != f} P_f' - C_f / n_T`` and its held-out squared error is ``sum r^2 + (2 / n_T
   + n_f / n_T^2) sum_g q_g^2`` (``docs/models.md`` derives both).
 
+Every statistic above is a sum over genes, so the pass runs over shards of whole gene chunks whose
+statistics are summed: in process (default), on a Dask cluster (``scheduler``/``workers``) or over
+``torchrun`` ranks (:mod:`chromexpr.models.sharded_stats`).
+
 Alpha: the one with the least cross-validated squared error on the path.
 
 ``lasso-gene`` solves one path per gene over the training samples (numba, genes in parallel),
@@ -54,6 +58,7 @@ from chromexpr.models.lasso_solver import (
     lasso_path_gram,
     lasso_path_per_gene,
 )
+from chromexpr.models.sharded_stats import PassInput, pass_statistics
 from chromexpr.models.splits import TRAIN
 
 __all__ = ["GeneLasso", "PooledLasso", "penalty_factors"]
@@ -86,49 +91,29 @@ def _solver_warnings(what: str) -> Iterator[None]:
         logger.warning("%s: %d solver call(s) stopped at max_iter before reaching tol", what, n)
 
 
-class _Acc:
-    """Sums of centred or raw rows (float64), accumulated from float32 batch products."""
-
-    def __init__(self, p: int) -> None:
-        self.xx = np.zeros((p, p))
-        self.xy = np.zeros(p)
-        self.yy = 0.0
-        self.sx = np.zeros(p)
-        self.sy = 0.0
-        self.n = 0
-
-    def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        if x.shape[0] == 0:
-            return
-        self.xx += (x.T @ x).astype(np.float64)
-        self.xy += x.T.astype(np.float64) @ y
-        self.yy += float(y @ y)
-        self.sx += x.sum(axis=0, dtype=np.float64)
-        self.sy += float(y.sum())
-        self.n += int(x.shape[0])
-
-    def stats(self, *, centred: bool) -> GramStats:
-        p = self.xy.shape[0]
-        return GramStats(
-            n=self.n,
-            sum_x=np.zeros(p) if centred else self.sx.copy(),
-            sum_y=0.0 if centred else self.sy,
-            xtx=self.xx.copy(),
-            xty=self.xy.copy(),
-            yty=self.yy,
-            sum_w=float(self.n),
-        )
+def _centred(stats: GramStats) -> GramStats:
+    """``stats`` of rows already centred per gene: the pooled means are 0 by construction, so the
+    sums of x and y are dropped (they are rounding noise)."""
+    return GramStats(
+        n=stats.n,
+        sum_x=np.zeros(stats.p),
+        sum_y=0.0,
+        xtx=stats.xtx.copy(),
+        xty=stats.xty.copy(),
+        yty=stats.yty,
+        sum_w=float(stats.n),
+    )
 
 
-def _sse(w: np.ndarray, b: float, acc: _Acc) -> float:
-    """Sum of squared residuals ``y - b - x w`` over the rows summarised by ``acc``."""
+def _sse(w: np.ndarray, b: float, stats: GramStats) -> float:
+    """Sum of squared residuals ``y - b - x w`` over the rows summarised by ``stats``."""
     return float(
-        acc.yy
-        - 2 * b * acc.sy
-        - 2 * w @ acc.xy
-        + acc.n * b * b
-        + 2 * b * (w @ acc.sx)
-        + w @ acc.xx @ w
+        stats.yty
+        - 2 * b * stats.sum_y
+        - 2 * w @ stats.xty
+        + stats.n * b * b
+        + 2 * b * (w @ stats.sum_x)
+        + w @ stats.xtx @ w
     )
 
 
@@ -153,6 +138,17 @@ class PooledLassoParams:
         Solver settings (scikit-learn's meaning).
     batch_rows
         Rows per accumulated batch (bounds memory).
+    scheduler
+        Run the statistics pass on this Dask cluster (``tcp://host:port`` or a scheduler JSON
+        file), one task per shard of gene chunks (:mod:`chromexpr.models.sharded_stats`).
+    workers
+        Without ``scheduler``: run it on a local Dask cluster of this many processes, started for
+        the fit. Neither: in process, or over the ranks under ``torchrun``.
+    shards
+        Dask shards (default: 2 per worker thread, at most one per gene chunk).
+
+    ``scheduler``, ``workers`` and ``shards`` choose where the sums are computed, not what they
+    are: the fit is the same up to float summation order.
     """
 
     window: int | None = None
@@ -164,6 +160,9 @@ class PooledLassoParams:
     tol: float = 1e-4
     max_iter: int = 10_000
     batch_rows: int = 8192
+    scheduler: str | None = None
+    workers: int | None = None
+    shards: int | None = None
 
 
 @register
@@ -202,44 +201,20 @@ class PooledLasso(Model):
                 "lasso: cross-validation needs at least 2 training samples", fix="give --alpha"
             )
         deviation = data.formulation == "deviation"
-        accs = [_Acc(p) for _ in range(k)]
-        corr = [_Acc(p) for _ in range(k)] if deviation else []
         n_samples_fold = np.asarray([(folds == f).sum() for f in range(k)], dtype=np.float64)
-        x_mean = np.zeros((data.y.shape[0], p), dtype=np.float32) if deviation else None
-        total = int((data.roles[:, cols] == TRAIN).sum())
-        with progress_bar("lasso: statistics", total) as bar:
-            for local, c, x in data.source.iter_blocks(cols):
-                y = data.y[np.ix_(local, c)]
-                mask = data.roles[np.ix_(local, c)] == TRAIN
-                if deviation:
-                    xm = x.mean(axis=1)
-                    assert x_mean is not None
-                    x_mean[local] = xm
-                    x -= xm[:, None, :]
-                    y = y - data.y_mean[local][:, None]
-                for f in range(k):
-                    fc = folds == f
-                    xf, yf, mf = x[:, fc], y[:, fc], mask[:, fc]
-                    rows_x, rows_y = xf[mf], yf[mf]
-                    for lo in range(0, rows_x.shape[0], prm.batch_rows):
-                        accs[f].add(
-                            rows_x[lo : lo + prm.batch_rows], rows_y[lo : lo + prm.batch_rows]
-                        )
-                    if deviation:
-                        corr[f].add(xf.sum(axis=1), yf.sum(axis=1))
-                bar.advance(int(mask.sum()))  # type: ignore[attr-defined]
-        full = _Acc(p)
-        for a in accs:
-            full.xx += a.xx
-            full.xy += a.xy
-            full.yy += a.yy
-            full.sx += a.sx
-            full.sy += a.sy
-            full.n += a.n
+        sums = pass_statistics(
+            PassInput.from_training(data, cols, folds, batch_rows=prm.batch_rows),
+            scheduler=data.options.get("scheduler", prm.scheduler),
+            workers=data.options.get("workers", prm.workers),
+            n_shards=prm.shards,
+        )
+        accs, corr = sums.folds, sums.corr
+        x_mean = sums.dense_x_mean(data.y.shape[0])
+        full = sums.total()
         if full.n == 0:
             raise InputError("lasso: no training rows")
         pf = penalty_factors(data.bin_distance, prm.distance_scale)
-        full_stats = full.stats(centred=deviation)
+        full_stats = _centred(full) if deviation else full
         with _solver_warnings("lasso"):
             if prm.alpha is not None:
                 self.alphas = np.asarray([float(prm.alpha)])
@@ -278,8 +253,8 @@ class PooledLasso(Model):
 
     def _cv_errors(
         self,
-        accs: list[_Acc],
-        corr: list[_Acc],
+        accs: list[GramStats],
+        corr: list[GramStats],
         n_samples_fold: np.ndarray,
         pf: np.ndarray | None,
         deviation: bool,
@@ -289,25 +264,19 @@ class PooledLasso(Model):
         k = len(accs)
         errors = np.zeros(self.alphas.size)
         for f in range(k):
-            train = _Acc(accs[f].xy.shape[0])
+            train = GramStats.empty(accs[f].p)
             for g in range(k):
-                if g == f:
-                    continue
-                train.xx += accs[g].xx
-                train.xy += accs[g].xy
-                train.yy += accs[g].yy
-                train.sx += accs[g].sx
-                train.sy += accs[g].sy
-                train.n += accs[g].n
+                if g != f:
+                    train += accs[g]
             n_t = float(n_samples_fold.sum() - n_samples_fold[f])
             if deviation:
-                train.xx -= corr[f].xx / n_t
-                train.xy -= corr[f].xy / n_t
-                train.yy -= corr[f].yy / n_t
+                train.xtx -= corr[f].xtx / n_t
+                train.xty -= corr[f].xty / n_t
+                train.yty -= corr[f].yty / n_t
             if train.n == 0 or accs[f].n == 0:
                 continue
             coefs, intercepts = lasso_path_gram(
-                train.stats(centred=deviation),
+                _centred(train) if deviation else train,
                 self.alphas,
                 tol=prm.tol,
                 max_iter=prm.max_iter,

@@ -205,6 +205,19 @@ class GramStats:
             sum_w=self.sum_w + other.sum_w,
         )
 
+    def __iadd__(self, other: GramStats) -> GramStats:
+        """``a += b``: add ``other``'s rows to these statistics in place (:meth:`merge` without
+        allocating; the sums are the same)."""
+        self._check_compatible(other)
+        self.n += other.n
+        self.sum_x += other.sum_x
+        self.sum_y += other.sum_y
+        self.xtx += other.xtx
+        self.xty += other.xty
+        self.yty += other.yty
+        self.sum_w += other.sum_w
+        return self
+
     def subtract(self, other: GramStats) -> GramStats:
         """The statistics of this set's rows minus ``other``'s (a subset), e.g. all folds but one.
 

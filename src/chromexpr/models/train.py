@@ -120,6 +120,9 @@ class TrainOptions:
     fc_dev_fraction
         With ``folds``: fraction of each fold's training samples kept for early stopping (models
         that use a dev set only).
+    runtime
+        Where the work runs, not what it computes (e.g. ``scheduler``: the Dask cluster of the
+        lasso statistics pass); passed to every fit, not recorded as a model parameter.
     """
 
     model: str = "auto"
@@ -135,10 +138,12 @@ class TrainOptions:
     auto_candidates: tuple[str, ...] = AUTO_CANDIDATES
     seed: int = 0
     fc_dev_fraction: float = DEFAULT_DEV_FRACTION
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (without ``runtime``)."""
         out = asdict(self)
+        out.pop("runtime")
         out["split"] = asdict(self.split)
         out["openness"] = asdict(self.openness)
         return out
@@ -571,7 +576,7 @@ def select_model(
                 fold=f,
                 grouped=grouped,
             )
-            result = fit_split(ctx, split, name, held_out_label="oof")
+            result = fit_split(ctx, split, name, held_out_label="oof", options=opts.runtime)
             parts.append(result.predictions[result.predictions["split"] == "oof"])
         table = per_gene_table(pd.concat(parts, ignore_index=True))
         scores[name] = (
@@ -621,13 +626,58 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _quiet_logging() -> None:
+    """Warnings and errors only, no progress bars (``torchrun`` ranks other than 0)."""
+    from chromexpr import log
+
+    log.configure(quiet=True)
+
+
 def checkpoint_directory(output: Path) -> Path:
     """Where ``fc`` checkpoints of ``output`` live while training (kept if interrupted, for
     --resume)."""
     return output.with_name(output.name + ".checkpoints")
 
 
+def _group_device(options: TrainOptions) -> Any:
+    """The device the ``torchrun`` process group serves: fc's (nccl on CUDA), else the CPU."""
+    import torch
+
+    from chromexpr.models.fc_net import resolve_device
+
+    candidates = options.auto_candidates if options.model == "auto" else (options.model,)
+    if "fc" in candidates:
+        return resolve_device(str(options.params.get("device", "auto")))
+    return torch.device("cpu")
+
+
 def train(
+    dataset: str | Path,
+    expression: str | Path,
+    output: str | Path,
+    options: TrainOptions,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    on_epoch: Callable[..., Any] | None = None,
+) -> TrainResult:
+    """Train a model and write MODEL_DIR; under ``torchrun``, in one process group for the run.
+
+    See :func:`_train` for the parameters. The group (nccl when fc trains on CUDA, else gloo) is
+    opened once, so every fit of the run (folds, ``--model auto`` candidates, the lasso statistics
+    and the fc network) uses the same one.
+    """
+    from chromexpr.models import distributed
+
+    args = (dataset, expression, output, options)
+    kwargs: dict[str, Any] = {"force": force, "resume": resume, "on_epoch": on_epoch}
+    if not distributed.env_info().distributed:
+        return _train(*args, **kwargs)
+    with distributed.process_group(_group_device(options)):
+        return _train(*args, **kwargs)
+
+
+def _train(
     dataset: str | Path,
     expression: str | Path,
     output: str | Path,
@@ -655,17 +705,27 @@ def train(
         Continue an interrupted ``fc`` run from its checkpoints (``OUTPUT.checkpoints``).
     on_epoch
         Called after each ``fc`` epoch (tests use it to interrupt a run).
+
+    Notes
+    -----
+    Under ``torchrun`` every process runs this function and trains the one ``fc`` network
+    together (``docs/models.md``); only rank 0 writes MODEL_DIR and checkpoints and logs progress
+    (the other ranks log warnings and errors only).
     """
     from chromexpr import provenance
+    from chromexpr.models import distributed
 
     start = time.perf_counter()
+    writer = distributed.is_main_process()
+    if not writer:
+        _quiet_logging()
     out = check_writable(output, force=force)
     checkpoints = checkpoint_directory(out)
     if resume and not checkpoints.is_dir():
         raise InputError(
             "nothing to resume: no checkpoints", path=checkpoints, fix="run without --resume"
         )
-    if not resume and checkpoints.exists():
+    if writer and not resume and checkpoints.exists():
         shutil.rmtree(checkpoints)
     ctx = load_context(dataset, expression, options)
     model_name = options.model
@@ -690,6 +750,7 @@ def train(
             split = _fold_split(ctx, members, f, cls.uses_dev)
             logger.info("fold %d of %d: %d held-out sample(s)", f + 1, len(folds), len(members))
             run_opts = {
+                **options.runtime,
                 "checkpoint_dir": checkpoints / f"fold_{f:03d}",
                 "resume": resume,
                 "on_epoch": on_epoch,
@@ -721,7 +782,12 @@ def train(
                 ctx, split.train_samples, options.auto_candidates, grouped=split.grouped
             )
             record["auto"] = {"scores": scores, "chosen": model_name}
-    run_opts = {"checkpoint_dir": checkpoints / "main", "resume": resume, "on_epoch": on_epoch}
+    run_opts = {
+        **options.runtime,
+        "checkpoint_dir": checkpoints / "main",
+        "resume": resume,
+        "on_epoch": on_epoch,
+    }
     main = fit_split(ctx, split, model_name, options=run_opts)
     if fold_results:
         # out-of-fold rows only: a sample is in the dev set of several folds
@@ -762,6 +828,8 @@ def train(
             "seconds": None,
         }
     )
+    if not writer:
+        return TrainResult(out, model_name, main.history, predictions, record)
     with atomic_path(out, force=force) as tmp:
         tmp.mkdir(parents=True)
         for i, (result, name) in enumerate(fold_results):
