@@ -67,7 +67,13 @@ def bench(session: nox.Session) -> None:
     _ensure_bedtools(session)
     _install(session, "test")
     session.install("psutil")
-    for script in ("bench_binning.py", "bench_bigwig_read.py", "bench_lasso.py", "bench_fc.py"):
+    for script in (
+        "bench_binning.py",
+        "bench_bigwig_read.py",
+        "bench_lasso.py",
+        "bench_fc.py",
+        "bench_scaling.py",
+    ):
         path = Path("benchmarks") / script
         if path.exists():
             session.run("python", str(path), *session.posargs)
