@@ -11,7 +11,8 @@ What it does (issue 6, "On paper: internet scale"):
    ``tss``; ``bin`` in-process, on a local Dask cluster of 1 and of 2 worker processes; ``merge``
    of two halves; ``train`` for mean, lasso (statistics pass in-process, on 1 and on 2 Dask
    workers), lasso-gene and fc (one process, and ``torchrun --nproc-per-node 2``); ``evaluate``;
-   ``attribute``; ``report``.
+   ``attribute``; ``report``. The base workload is also binned into 1,000 bins of 2 kb and
+   trained on, for the growth with the number of bins.
 3. Bins 17,794 hg38 genes x 16 peak-like bigWigs (the inputs of bench_binning) in-process and on
    1 and 2 local Dask workers: at this size a sample's task is long enough to see Dask's overhead
    per task and the memory of one worker.
@@ -76,6 +77,8 @@ FITTED = {"base", "2x genes", "2x samples"}
 ATLAS_GENES = 60_000
 ATLAS_SAMPLES = 2_000
 N_BINS = 2_000
+BIN_SIZE = 1_000
+HALF_BINS = "base, 1,000 bins"
 
 
 @dataclass(frozen=True)
@@ -252,14 +255,18 @@ def measure(
     for i, workload in enumerate(workloads):
         log(f"workload {workload.name}: {workload.genes} genes x {workload.samples} samples")
         paths = simulate(workload, work, log)
-        for stage in stages(workload, paths, full=i == 0):
+        runs = [(asdict(workload), stage) for stage in stages(workload, paths, full=i == 0)]
+        if i == 0:
+            fewer = {**asdict(workload), "name": HALF_BINS}
+            runs += [(fewer, stage) for stage in half_bin_stages(workload, paths)]
+        for described, stage in runs:
             run = summarize(
                 [run_command(stage.cmd, quiet, log_file=paths.out / "stage.log", fresh=stage.fresh)]
             )
             log(f"  {stage.name}: {run['wall_s']:.1f} s, {run['peak_rss_mb']:.0f} MB")
             records.append(
                 {
-                    "workload": asdict(workload),
+                    "workload": described,
                     "stage": stage.name,
                     "workers": stage.workers,
                     "command": " ".join(stage.cmd[2:]),
@@ -267,6 +274,22 @@ def measure(
                 }
             )
     return records
+
+
+def half_bin_stages(workload: Workload, p: Paths) -> list[Stage]:
+    """The base workload binned into 1,000 bins of 2 kb (same window) and trained on: growth
+    with the number of bins."""
+    ds, expr = p.out / "bins1000.zarr", p.expression
+    fc = ("--model", "fc", "--backbone", "none", "--epochs", workload.fc_epochs, "--seed", 1)
+    train = ("train", ds, "-e", expr, "-f")
+    return [
+        Stage("bin", 1, chromexpr("bin", p.tss, "--samples", p.sheet, "-o", ds, "-f",
+                                  "--bin-size", 2 * BIN_SIZE), ds),
+        Stage("train lasso", 1, chromexpr(*train, "--model", "lasso", "-o", p.out / "h-lasso")),
+        Stage("train lasso-gene", 1,
+              chromexpr(*train, "--model", "lasso-gene", "-o", p.out / "h-lg")),
+        Stage("train fc", 1, chromexpr(*train, *fc, "-o", p.out / "h-fc")),
+    ]  # fmt: skip
 
 
 def reference_inputs(work: Path, n_samples: int, log: Callable[[str], None]) -> tuple[Path, Path]:
@@ -419,6 +442,22 @@ def markdown(results: dict[str, Any]) -> str:
         "extrapolates the per gene x sample cost, on one such machine with one worker "
         "(`tss` grows with the annotation, not with samples: not extrapolated).",
     ]
+    wall = {(r["workload"]["name"], r["stage"]): r["wall_s"] for r in records}
+    halves = [r for r in records if r["workload"]["name"] == HALF_BINS]
+    if halves:
+        lines += [
+            "",
+            f"**Growth with bins** (the base workload, {N_BINS} bins of {BIN_SIZE:,} bp vs "
+            f"{N_BINS // 2} bins of {2 * BIN_SIZE:,} bp over the same ±1 Mb; 2.0 = linear)",
+            "",
+            f"| stage | wall s, {N_BINS // 2} bins | wall s, {N_BINS} bins | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for r in halves:
+            full = wall[("base", r["stage"])]
+            lines.append(
+                f"| {r['stage']} | {r['wall_s']:.1f} | {full:.1f} | {full / r['wall_s']:.2f} |"
+            )
     reference = [r for r in records if r["workload"]["name"] == "reference peaks"]
     if reference:
         n = reference[0]["workload"]["samples"]
