@@ -45,6 +45,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_binning import (
     Quiet,
+    _git,
     bundled_layout,
     choose_genes,
     environment,
@@ -492,15 +493,6 @@ def write_docs(text: str, path: Path = DOCS) -> None:
     head, rest = doc.split(SECTION_START, 1)
     _, tail = rest.split(SECTION_END, 1)
     path.write_text(f"{head}{SECTION_START}\n{text}\n{SECTION_END}{tail}")
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
