@@ -28,7 +28,7 @@ from chromexpr.models.fc_net import TrainConfig, build_mlp, train_mlp
 from chromexpr.models.splits import DEV, TRAIN
 from chromexpr.models.train import TrainOptions, load_context
 from chromexpr.models.transforms import fit_openness
-from test_models import Planted, make_planted
+from planted import Planted, make_planted
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 

@@ -34,7 +34,7 @@ from chromexpr.models.sharded_stats import (
 from chromexpr.models.splits import SplitConfig
 from chromexpr.models.train import TrainOptions, fit_split, load_context, make_split
 from chromexpr.models.transforms import OpennessConfig, fit_openness
-from test_models import Planted, make_planted
+from planted import Planted, make_planted
 
 N_GENES, N_SAMPLES, CHUNK = 40, 16, 16  # 3 gene chunks (16, 16, 8 genes)
 TEST_SAMPLES = ("S00", "S01")
@@ -211,7 +211,7 @@ def test_dask_fit_matches_scikit_learn(planted: Planted, cluster: str, tmp_path:
     cluster is reached through a scheduler JSON file this time."""
     from sklearn.linear_model import Lasso
 
-    from test_models import _materialise
+    from planted import materialise
 
     scheduler_file = tmp_path / "scheduler.json"  # what ``dask scheduler --scheduler-file`` writes
     scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": cluster}))
@@ -226,7 +226,7 @@ def test_dask_fit_matches_scikit_learn(planted: Planted, cluster: str, tmp_path:
         ctx.genes["chrom"].tolist(),
     )
     fitted = fit_split(ctx, split, "lasso").fitted
-    x, y = _materialise(planted, options)
+    x, y = materialise(planted, options)
     ref = Lasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(x.reshape(-1, x.shape[2]), y.ravel())
     np.testing.assert_allclose(fitted.model.coef, ref.coef_, atol=2e-5)  # type: ignore[attr-defined]
 

@@ -13,7 +13,7 @@ import pytest
 from chromexpr.cli import evaluate as _evaluate  # noqa: F401  (each import registers a command)
 from chromexpr.cli import predict as _predict  # noqa: F401
 from chromexpr.cli import train as _train  # noqa: F401
-from test_models import Planted, make_planted
+from planted import Planted, make_planted
 
 
 @pytest.fixture(scope="module")
