@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,3 +24,11 @@ Seed = Annotated[
 ]
 OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output directory.")]
 OutputFile = Annotated[Path, typer.Option("--output", "-o", help="Output file.")]
+
+
+class DeviceChoice(str, Enum):
+    """Where torch models run (``auto``: CUDA when available)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from chromexpr.cli._app import app, command_context
-from chromexpr.cli._options import Debug, Force, Quiet, Threads
+from chromexpr.cli._options import Debug, DeviceChoice, Force, Quiet, Threads
 
 
 class MethodChoice(str, Enum):
@@ -33,12 +33,6 @@ class CombineChoice(str, Enum):
     sum = "sum"
     mean = "mean"
     maxabs = "maxabs"
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def _names(value: str | None) -> list[str] | None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from chromexpr.cli._app import app, command_context
-from chromexpr.cli._options import Debug, Force, Quiet, Seed, Threads
+from chromexpr.cli._options import Debug, DeviceChoice, Force, Quiet, Seed, Threads
 
 
 class ModelChoice(str, Enum):
@@ -61,12 +61,6 @@ class PriorChoice(str, Enum):
 class BackboneChoice(str, Enum):
     lasso_gene = "lasso-gene"
     none = "none"
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def _items(text: str | None) -> tuple[str, ...]:
