@@ -14,6 +14,7 @@ import pandas as pd
 
 from chromexpr.binning.binner import BinSpec
 from chromexpr.explain.coordinates import bin_intervals, bin_midpoints
+from chromexpr.io.bedpe import BEDPE_STANDARD_COLUMNS
 
 __all__ = [
     "BEDPE_COLUMNS",
@@ -46,16 +47,7 @@ LINK_COLUMNS = [
 
 #: BEDPE: the 10 standard columns (bedtools), then the link's gene and score details.
 BEDPE_COLUMNS = [
-    "chrom1",
-    "start1",
-    "end1",
-    "chrom2",
-    "start2",
-    "end2",
-    "name",
-    "score",
-    "strand1",
-    "strand2",
+    *BEDPE_STANDARD_COLUMNS,
     "gene_id",
     "gene_name",
     "tss",

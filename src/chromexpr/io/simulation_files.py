@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from chromexpr.errors import InputError
+from chromexpr.io.bedpe import BEDPE_STANDARD_COLUMNS
 
 __all__ = [
     "BAM_SUFFIX",
@@ -368,16 +369,7 @@ def write_expression_matrix(
 
 #: Columns of a BEDPE links frame, in file order (BEDPE 10 columns + 4 named extras).
 BEDPE_COLUMNS = [
-    "chrom1",
-    "start1",
-    "end1",
-    "chrom2",
-    "start2",
-    "end2",
-    "name",
-    "score",
-    "strand1",
-    "strand2",
+    *BEDPE_STANDARD_COLUMNS,
     "gene_id",
     "gene_name",
     "effect",
