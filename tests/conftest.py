@@ -93,9 +93,10 @@ def error_line(result, *fragments: str) -> str:
 
 
 def assert_nothing_written(output: Path) -> None:
-    """No output and no temporary sibling (``.NAME.tmp-*``) left behind."""
+    """No output and no hidden sibling (``.NAME.tmp-*``, ``.NAME.partial``, ``.NAME.lock``) left
+    behind."""
     assert not output.exists(), f"{output} was left behind"
-    leftovers = [p.name for p in output.parent.glob(f".{output.name}.tmp-*")]
+    leftovers = [p.name for p in output.parent.glob(f".{output.name}.*")]
     assert not leftovers, leftovers
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -402,6 +403,16 @@ def test_cli_option_errors(cli, helpers, tmp_path) -> None:
     helpers.error_line(zero, "--workers must be at least 1")
     nowhere = cli("bin", TSS, bw, "-o", out, "--scheduler", tmp_path / "none.json", expect=None)
     helpers.error_line(nowhere, "neither a scheduler address nor an existing file")
+    helpers.assert_nothing_written(out)  # no partial dataset: the cluster is reached first
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        unreachable = cli("bin", TSS, bw, "-o", out, "--scheduler", f"tcp://127.0.0.1:{port}",
+                          expect=None)  # fmt: skip
+    helpers.error_line(unreachable, "cannot reach the Dask scheduler")
     helpers.assert_nothing_written(out)
 
 

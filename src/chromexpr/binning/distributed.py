@@ -270,7 +270,7 @@ def _connect(
 
 def _remote_client(distributed: Any, address: str) -> Any:
     """A client of the scheduler at ``address`` (``tcp://host:port`` or a scheduler file)."""
-    kwargs: dict[str, Any] = {"timeout": "30s"}
+    kwargs: dict[str, Any] = {}  # connect timeout: dask's distributed.comm.timeouts.connect
     if "://" in address or not Path(address).is_file():
         if "://" not in address and not address.count(":"):
             raise InputError(
@@ -678,7 +678,15 @@ def bin_dataset_on_dask(
     output = Path(output)
     genes = _validate_genes(genes, options)
     _check_target(client, address, workers)
-    with _lock(output):
+    if not append:
+        from chromexpr.atomic import check_writable
+
+        check_writable(output, force=force)  # before minutes spent reaching a cluster
+    with (
+        _lock(output),
+        # reach the cluster before writing anything: a wrong address leaves nothing behind
+        _connect(client, address, workers, task_threads) as (connected, threads),
+    ):
         plan = (
             _plan_append(genes, sources, output, options)
             if append
@@ -689,11 +697,9 @@ def bin_dataset_on_dask(
             genes,
             output,
             options,
-            client=client,
-            address=address,
-            workers=workers,
+            client=connected,
+            threads=threads,
             retries=retries,
-            task_threads=task_threads,
             on_sample_done=on_sample_done,
         )
 
@@ -705,10 +711,8 @@ def _execute(
     options: BinOptions,
     *,
     client: Any,
-    address: str | None,
-    workers: int | None,
+    threads: int | None,
     retries: int,
-    task_threads: int | None,
     on_sample_done: Callable[[str], None] | None,
 ) -> DaskBinResult:
     """Bin the plan's samples on the cluster, recording each as it completes, then finish."""
@@ -720,23 +724,22 @@ def _execute(
         flagger.add(item)
 
     if plan.jobs:
-        with _connect(client, address, workers, task_threads) as (connected, threads):
-            try:
-                report = _run(
-                    connected,
-                    plan.store,
-                    plan.jobs,
-                    _for_workers(options),
-                    widths=_tss_widths(genes),
-                    threads=threads,
-                    retries=retries,
-                    on_done=finished,
-                    result=result,
-                )
-            except BaseException:
-                flagger.flush(notify=False)  # their chunks are written: keep them for a re-run
-                raise
-            flagger.flush()
+        try:
+            report = _run(
+                client,
+                plan.store,
+                plan.jobs,
+                _for_workers(options),
+                widths=_tss_widths(genes),
+                threads=threads,
+                retries=retries,
+                on_done=finished,
+                result=result,
+            )
+        except BaseException:
+            flagger.flush(notify=False)  # their chunks are written: keep them for a re-run
+            raise
+        flagger.flush()
         report.emit()
     plan.finish()
     return result
