@@ -119,7 +119,7 @@ def assert_same_dataset(got: Path, want: Path) -> None:
 
 
 def test_local_cluster_equals_in_process(client, genes, inputs, tmp_path) -> None:
-    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_path
+    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_paths
 
     want = reference(genes, inputs, tmp_path / "inproc.zarr")
     out = tmp_path / "dask.zarr"
@@ -128,7 +128,7 @@ def test_local_cluster_equals_in_process(client, genes, inputs, tmp_path) -> Non
     assert result.skipped == []
     assert len(result.max_rss) >= 1 and min(result.max_rss.values()) > 10_000_000
     assert_same_dataset(out, want)
-    assert not partial_path(out).exists()
+    assert partial_paths(out) == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     # the dataset has values: not all zero, and different across samples
     values = np.asarray(store.open_dataset(out).read_block(slice(None), range(len(inputs))))
@@ -153,11 +153,10 @@ def test_interrupted_run_resumes_with_the_missing_samples_only(
     client, genes, inputs, tmp_path, monkeypatch
 ) -> None:
     from chromexpr.binning import distributed as dask_binning
-    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_path
+    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_paths
 
     monkeypatch.setattr(dask_binning, "FLAG_WRITE_RATIO", 0.0)  # flag each sample on arrival
     out = tmp_path / "dask.zarr"
-    partial = partial_path(out)
     done: list[str] = []
 
     def interrupt_after_two(name: str) -> None:
@@ -169,7 +168,8 @@ def test_interrupted_run_resumes_with_the_missing_samples_only(
         bin_dataset_on_dask(
             genes, inputs, out, options=OPTIONS, client=client, on_sample_done=interrupt_after_two
         )
-    assert not out.exists() and partial.is_dir()  # nothing presented as a dataset
+    assert not out.exists()  # nothing presented as a dataset
+    [partial] = partial_paths(out)
     names, complete = store.sample_states(partial)
     assert names == [s.name for s in inputs]
     assert sorted(np.asarray(names)[complete].tolist()) == sorted(done)
@@ -194,7 +194,7 @@ def test_interrupted_run_resumes_with_the_missing_samples_only(
 def test_a_partial_dataset_with_other_parameters_is_not_reused(
     client, genes, inputs, tmp_path
 ) -> None:
-    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_path
+    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_paths
 
     out = tmp_path / "dask.zarr"
 
@@ -208,7 +208,7 @@ def test_a_partial_dataset_with_other_parameters_is_not_reused(
     other = BinOptions(spec=BinSpec(flank=2000, bin_size=100, aggregate="max"), chunk_genes=4)
     with pytest.raises(InputError, match=r"other parameters or inputs.*--force"):
         bin_dataset_on_dask(genes, inputs, out, options=other, client=client)
-    assert partial_path(out).is_dir() and not out.exists()  # kept for the original command
+    assert len(partial_paths(out)) == 1 and not out.exists()  # kept for the original command
     result = bin_dataset_on_dask(genes, inputs, out, options=other, client=client, force=True)
     assert result.skipped == [] and len(result.computed) == len(inputs)
     want = bin_dataset(genes, inputs, tmp_path / "inproc.zarr", options=other)
@@ -248,7 +248,7 @@ def test_a_bad_input_fails_alone_and_the_rerun_bins_only_it(
 ) -> None:
     import shutil
 
-    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_path
+    from chromexpr.binning.distributed import bin_dataset_on_dask, partial_paths
 
     out = tmp_path / "dask.zarr"
     bad = inputs[0]  # A.bw, replaced by a truncated bigWig
@@ -256,7 +256,8 @@ def test_a_bad_input_fails_alone_and_the_rerun_bins_only_it(
     shutil.copy(FIXTURES / "signal_truncated.bw", bad.path)
     with pytest.raises(InputError, match=r"A\.bw"):  # bad input: reported, not retried
         bin_dataset_on_dask(genes, inputs, out, options=OPTIONS, client=client)
-    names, complete = store.sample_states(partial_path(out))
+    [partial] = partial_paths(out)
+    names, complete = store.sample_states(partial)
     assert not out.exists()
     assert [n for n, done in zip(names, complete, strict=True) if not done] == ["A"]
     shutil.copy(good_copy, bad.path)

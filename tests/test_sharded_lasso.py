@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from chromexpr.cli import train as _train  # noqa: F401  (the import registers the command)
+from chromexpr.dask_cluster import local_cluster
 from chromexpr.dataset.store import open_dataset
 from chromexpr.errors import InputError
 from chromexpr.models.base import load_model
@@ -26,7 +27,6 @@ from chromexpr.models.sharded_stats import (
     ShardTask,
     accumulate_shard,
     arrays_nbytes,
-    local_cluster,
     pass_statistics,
     plan_shards,
     resolve_backend,

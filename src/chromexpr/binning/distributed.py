@@ -7,7 +7,7 @@ Tasks return a few hundred bytes of metadata (checksum, chromosome sizes, chromo
 findings), never values; the client alone marks samples ``complete`` (the only file that several
 samples share), as results arrive.
 
-A new dataset is built in ``.NAME.partial`` next to the output, which records a fingerprint of
+A new dataset is built in ``.NAME.partial-DIGEST`` next to the output, named by a fingerprint of
 everything that determines its values (parameters, TSS table, sample list). An interrupted run
 leaves it behind; running the same command again bins only the samples not flagged complete, then
 renames it into place. A partial dataset made with other parameters is never reused.
@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chromexpr import dask_cluster
 from chromexpr.binning.pipeline import (
     BinOptions,
     _append_todo,
@@ -51,8 +52,6 @@ logger = logging.getLogger("chromexpr")
 
 PARTIAL_KEY = "chromexpr_partial"
 """Root attribute of a partial dataset: fingerprint, per-sample bookkeeping (removed at the end)."""
-
-_INSTALL_FIX = "pip install 'chromexpr[dask]'"
 
 FLAG_WRITE_RATIO = 10.0
 """Seconds between two writes of ``complete`` flags, at least this times the last write's duration
@@ -81,21 +80,26 @@ class DaskBinResult:
     max_rss: dict[str, int] = field(default_factory=dict)
 
 
-def import_distributed() -> Any:
-    """The ``distributed`` module, or a one-line InputError telling how to install it."""
-    try:
-        import distributed
-    except ImportError:
-        raise InputError(
-            "binning on Dask needs dask.distributed, which is not installed", fix=_INSTALL_FIX
-        ) from None
-    return distributed
+def partial_path(output: str | Path, fingerprint: str) -> Path:
+    """Where a new dataset is built until every sample is complete: ``.NAME.partial-DIGEST``.
 
-
-def partial_path(output: str | Path) -> Path:
-    """Where a new dataset is built until every sample is complete: ``.NAME.partial``."""
+    The digest is the run's fingerprint (parameters, TSS table, sample list), so a run with other
+    parameters never shares a directory with the tasks of an interrupted one that may still be
+    running on a cluster (Dask cannot stop a task that has started).
+    """
     out = Path(output)
-    return out.with_name(f".{out.name}.partial")
+    return out.with_name(f".{out.name}.partial-{fingerprint.split(':')[-1][:16]}")
+
+
+def partial_paths(output: str | Path) -> list[Path]:
+    """The partial datasets of ``output`` left by interrupted runs, of any fingerprint."""
+    import re
+
+    out = Path(output)
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.partial-[0-9a-f]{{16}}")
+    if not out.parent.is_dir():
+        return []
+    return sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -237,56 +241,25 @@ def _connect(
     client: Any, address: str | None, workers: int | None, task_threads: int | None
 ) -> Iterator[tuple[Any, int | None]]:
     """Yield ``(client, numba threads per task)``: the given client, one connected to
-    ``address``, or a local cluster of ``workers`` single-threaded processes."""
+    ``address``, or one of a local cluster of ``workers`` single-threaded processes."""
     if client is not None:
         yield client, task_threads
         return
-    distributed = import_distributed()
-    if workers is not None:
-        threads = task_threads or max(1, _usable_cpus() // workers)
-        env = {"NUMBA_NUM_THREADS": str(threads)}
-        env.update({v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-        logger.info(
-            "starting a local Dask cluster: %d worker process(es), %d numba thread(s) per task",
-            workers,
-            threads,
-        )
-        with (
-            distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                env=env,
-            ) as cluster,
-            distributed.Client(cluster) as local,
-        ):
-            yield local, threads
+    if workers is None:
+        assert address is not None
+        with dask_cluster.connect(address) as remote:
+            yield remote, task_threads
         return
-    assert address is not None
-    with _remote_client(distributed, address) as remote:
-        yield remote, task_threads
-
-
-def _remote_client(distributed: Any, address: str) -> Any:
-    """A client of the scheduler at ``address`` (``tcp://host:port`` or a scheduler file)."""
-    kwargs: dict[str, Any] = {}  # connect timeout: dask's distributed.comm.timeouts.connect
-    if "://" in address or not Path(address).is_file():
-        if "://" not in address and not address.count(":"):
-            raise InputError(
-                f"--scheduler {address!r} is neither a scheduler address nor an existing file",
-                fix="give tcp://HOST:PORT or the JSON file of 'dask scheduler --scheduler-file'",
-            )
-        kwargs["address"] = address
-    else:
-        kwargs["scheduler_file"] = address
-    try:
-        return distributed.Client(**kwargs)
-    except (OSError, TimeoutError, ValueError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})",
-            fix="check that the scheduler is running and reachable from this machine",
-        ) from None
+    threads = task_threads or max(1, _usable_cpus() // workers)
+    env = {"NUMBA_NUM_THREADS": str(threads)}
+    env.update({v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    logger.info(
+        "starting a local Dask cluster: %d worker process(es), %d numba thread(s) per task",
+        workers,
+        threads,
+    )
+    with dask_cluster.local_cluster(workers, env) as local, dask_cluster.connect(local) as c:
+        yield c, threads
 
 
 def _fingerprint(
@@ -369,7 +342,7 @@ def _collect(
     on_done: Callable[[dict[str, Any]], None],
 ) -> tuple[_ChromReport, list[dict[str, Any]], list[BaseException]]:
     """Wait for the tasks; hand each result to ``on_done`` as it arrives (in the client)."""
-    distributed = import_distributed()
+    distributed = dask_cluster.import_distributed()
     report = _ChromReport()
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
@@ -426,6 +399,8 @@ def _run(
     try:
         report, results, errors = _collect(client, path, jobs, futures, on_done)
     except BaseException:
+        with suppress(Exception):  # samples not started yet are not started at all
+            client.cancel(futures)
         logger.warning(
             "stopped: %d of %d sample(s) were binned and are kept in %s; "
             "run the same command again to bin the rest",
@@ -486,30 +461,32 @@ def _ordered_sources(path: Path, order: list[str]) -> None:
 
 
 def _open_partial(
-    partial: Path,
+    output: Path,
     genes: pd.DataFrame,
     sources: list[SampleSource],
     options: BinOptions,
     provenance: dict[str, Any] | None,
     *,
     force: bool,
-) -> tuple[list[tuple[int, SampleSource]], list[str]]:
-    """Create or resume the partial dataset; return the samples to bin and those already done."""
+) -> tuple[Path, list[tuple[int, SampleSource]], list[str]]:
+    """Create or resume the partial dataset; return it, the samples to bin and those done."""
     fingerprint = _fingerprint(genes, sources, options, provenance)
-    if partial.exists():
-        recorded = _partial_meta(partial).get("fingerprint")
-        if recorded == fingerprint:
-            return _resume(partial, sources)
-        if not force:
-            raise InputError(
-                "an interrupted run with other parameters or inputs left this partial dataset",
-                path=partial,
-                fix="run that command again to finish it, or pass --force to discard it",
-            )
-        logger.warning("discarding %s (made with other parameters or inputs)", partial)
-        shutil.rmtree(partial)
+    partial = partial_path(output, fingerprint)
+    others = [p for p in partial_paths(output) if p != partial]
+    if others and not force:
+        raise InputError(
+            "an interrupted run with other parameters or inputs left this partial dataset",
+            path=others[0],
+            fix="run that command again to finish it, or pass --force to discard it",
+        )
+    for other in others:
+        logger.warning("discarding %s (made with other parameters or inputs)", other)
+        shutil.rmtree(other, ignore_errors=True)  # a task of that run may still be writing
+    if partial.exists() and _partial_meta(partial).get("fingerprint") == fingerprint:
+        return partial, *_resume(partial, sources)
+    shutil.rmtree(partial, ignore_errors=True)  # not a complete partial dataset: start again
     _create_partial(partial, genes, sources, options, provenance, fingerprint)
-    return list(enumerate(sources)), []
+    return partial, list(enumerate(sources)), []
 
 
 def _partial_meta(partial: Path) -> dict[str, Any]:
@@ -673,7 +650,7 @@ def bin_dataset_on_dask(
     """
     if retries < 0:
         raise InputError(f"--retries must be at least 0 (got {retries})")
-    import_distributed()
+    dask_cluster.import_distributed()
     options = options or BinOptions()
     output = Path(output)
     genes = _validate_genes(genes, options)
@@ -897,8 +874,7 @@ def _plan_new(
     from chromexpr.atomic import check_writable
 
     check_writable(output, force=force)
-    partial = partial_path(output)
-    jobs, done = _open_partial(partial, genes, sources, options, provenance, force=force)
+    partial, jobs, done = _open_partial(output, genes, sources, options, provenance, force=force)
     by_index = dict(jobs)
     return _Plan(
         store=partial,

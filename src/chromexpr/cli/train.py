@@ -314,7 +314,7 @@ def train_command(
                 options = replace(options, runtime={"scheduler": scheduler})
             train(dataset, expression, output, options, force=force, resume=resume)
             return
-        from chromexpr.models.sharded_stats import local_cluster
+        from chromexpr.dask_cluster import local_cluster
 
         with local_cluster(workers) as address:  # one cluster for every fit of the run
             options = replace(options, runtime={"scheduler": address})

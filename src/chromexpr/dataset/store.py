@@ -314,6 +314,8 @@ def _write_chunks(openness: Any, index: int, values: np.ndarray) -> None:
             tmp.unlink(missing_ok=True)
             raise
 
+    if not base.is_dir():  # removed (a discarded partial dataset): do not recreate it
+        raise InputError("the dataset was removed while a sample was being written", path=base)
     n_blocks = -(-n_genes // chunk)
     workers = _write_threads()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chromexpr-store") as pool:

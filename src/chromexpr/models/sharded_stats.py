@@ -37,12 +37,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from chromexpr.errors import InputError
+from chromexpr import dask_cluster
 from chromexpr.log import logger, progress_bar
 from chromexpr.models.base import TrainingData
 from chromexpr.models.design import BlockSource
@@ -56,7 +55,6 @@ __all__ = [
     "PassStats",
     "accumulate_shard",
     "dask_client",
-    "local_cluster",
     "pass_statistics",
     "plan_shards",
     "resolve_backend",
@@ -65,7 +63,6 @@ __all__ = [
 Backend = Literal["local", "dask", "ranks"]
 #: Default Dask shards per worker thread (more balance the load; each returns ``2 K p^2`` floats).
 SHARDS_PER_THREAD = 2
-DASK_MISSING = "the Dask backend needs dask.distributed (pip install 'chromexpr[dask]')"
 
 _FIELDS = ("n", "sum_x", "sum_y", "xtx", "xty", "yty", "sum_w")
 
@@ -465,55 +462,19 @@ def _local(inp: PassInput) -> PassStats:
     return out
 
 
-def _import_distributed() -> Any:
-    """``dask.distributed``, or an InputError saying how to install it."""
-    try:
-        import distributed
-    except ImportError:
-        raise InputError(DASK_MISSING) from None
-    return distributed
-
-
-@contextlib.contextmanager
-def local_cluster(workers: int) -> Iterator[str]:
-    """A Dask ``LocalCluster`` of ``workers`` single-threaded processes; yields its address.
-
-    Workers get one BLAS thread each (Dask's default for its worker processes).
-    """
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    distributed = _import_distributed()
-    with distributed.LocalCluster(
-        n_workers=int(workers),
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port (its HTTP server starts regardless)
-    ) as cluster:
-        yield str(cluster.scheduler_address)
-
-
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
     """A Dask client: to ``scheduler`` (``tcp://...`` address or scheduler JSON file), else to a
-    :func:`local_cluster` of ``workers`` processes started for the duration."""
-    distributed = _import_distributed()
+    local cluster of ``workers`` single-threaded processes started for the duration (one BLAS
+    thread each, Dask's default for its worker processes)."""
     if scheduler:
-        kwargs: dict[str, Any] = (
-            {"scheduler_file": scheduler}
-            if Path(scheduler).suffix == ".json" or Path(scheduler).is_file()
-            else {"address": scheduler}
-        )
-        try:
-            client = distributed.Client(set_as_default=False, timeout="30s", **kwargs)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
-        with client:
+        with dask_cluster.connect(scheduler) as client:
             yield client
         return
     if workers is None:
         raise ValueError("give a scheduler or a number of workers")
-    with local_cluster(workers) as address, distributed.Client(address, set_as_default=False) as c:
-        yield c
+    with dask_cluster.local_cluster(workers) as address, dask_cluster.connect(address) as client:
+        yield client
 
 
 def _shard_task(task: ShardTask) -> dict[str, np.ndarray]:
