@@ -78,6 +78,61 @@ def cli() -> Cli:
     return Cli()
 
 
+class ProcessResult:
+    """What :class:`FreshCli` returns: the fields of typer's ``Result`` that the tests read.
+
+    ``exception`` is ``None`` on success, ``SystemExit(code)`` when the process exited without a
+    traceback (a handled error), and a ``RuntimeError`` holding stderr when it printed one.
+    """
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.exit_code = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exception: BaseException | None = None
+        if returncode != 0:
+            crashed = "Traceback (most recent call last)" in stderr
+            self.exception = RuntimeError(stderr) if crashed else SystemExit(returncode)
+
+
+class FreshCli:
+    """Run ``python -m chromexpr`` in a new process: nothing an earlier test left in this process
+    (a default Dask client, a torch process group, thread settings) can help or hurt it."""
+
+    def __call__(
+        self,
+        *args: object,
+        expect: int | None = 0,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 300,
+    ) -> ProcessResult:
+        import subprocess
+        import sys
+
+        command = [sys.executable, "-m", "chromexpr", *(str(a) for a in args)]
+        run = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+        result = ProcessResult(run.returncode, run.stdout, run.stderr)
+        if expect is not None and result.exit_code != expect:
+            raise AssertionError(
+                f"chromexpr {' '.join(map(str, args))} exited {result.exit_code} "
+                f"(expected {expect})\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+
+@pytest.fixture
+def fresh_cli() -> FreshCli:
+    """``fresh_cli("bin", ...)``: like ``cli`` but in a fresh ``python -m chromexpr`` process."""
+    return FreshCli()
+
+
 def error_line(result, *fragments: str) -> str:
     """Check a clean failure: exit code 2, exactly one ``chromexpr: error:`` line, no traceback, and
     each fragment in that line. Returns the line."""

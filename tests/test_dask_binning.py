@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +73,28 @@ def client():
             dashboard_address=":0",
             env={"NUMBA_NUM_THREADS": "1"},
         ) as cluster,
-        distributed.Client(cluster) as connected,
+        # like chromexpr's own clients: not the process default, so no test can lean on it
+        distributed.Client(cluster, set_as_default=False) as connected,
     ):
         # import chromexpr and load the cached kernels in each worker once, here
         connected.run(_warm_up)
         yield connected
+
+
+@pytest.fixture(autouse=True)
+def _no_default_client() -> Iterator[None]:
+    """No test may leave (or find) a default Dask client: one would hide a code path that needs
+    one, as ``as_completed`` did when called without the client's loop."""
+    assert _default_client() is None, "a default Dask client exists before the test"
+    yield
+    assert _default_client() is None, "the test left a default Dask client behind"
+
+
+def _default_client() -> object | None:
+    try:
+        return distributed.default_client()
+    except ValueError:  # "No clients found"
+        return None
 
 
 def _warm_up() -> None:
@@ -113,6 +131,7 @@ def assert_same_dataset(got: Path, want: Path) -> None:
     g_attrs, w_attrs = store.root_attrs(got), store.root_attrs(want)
     for attrs in (g_attrs, w_attrs):
         attrs["provenance"].pop("created")
+        attrs["provenance"].pop("command")  # a fresh process's argv, pytest's in-process
     assert g_attrs == w_attrs
     assert list(g_attrs["sources"]) == list(w_attrs["sources"])  # sample order, not arrival
     assert store.sample_states(got)[1].all()
@@ -368,30 +387,32 @@ def test_a_worker_dying_mid_run_is_replaced_and_the_result_is_the_same(
 
 
 @pytest.mark.slow
-def test_cli_workers_end_to_end(cli, tmp_path) -> None:
+def test_cli_workers_end_to_end(cli, fresh_cli, tmp_path) -> None:
+    """The documented scale-out command, from a fresh process (no client left by other tests)."""
     files = make_inputs(tmp_path / "inputs", n_bedgraphs=2)
     want, got = tmp_path / "inproc.zarr", tmp_path / "dask.zarr"
     cli("bin", TSS, *files, "-o", want, *GEOMETRY, "-q")
-    result = cli("bin", TSS, *files, "-o", got, *GEOMETRY, "--workers", 2, "--retries", 1)
+    result = fresh_cli("bin", TSS, *files, "-o", got, *GEOMETRY, "--workers", 2, "--retries", 1)
     assert "local Dask cluster: 2 worker process(es)" in result.stderr
+    assert "Traceback" not in result.stderr
     assert_same_dataset(got, want)
     # without --force the dataset is not replaced, and nothing is started
-    again = cli("bin", TSS, *files, "-o", got, *GEOMETRY, "--workers", 2, expect=2)
+    again = fresh_cli("bin", TSS, *files, "-o", got, *GEOMETRY, "--workers", 2, expect=2)
     assert "pass --force" in again.stderr and "Dask cluster" not in again.stderr
 
 
-def test_cli_scheduler_address_and_file(cli, client, tmp_path) -> None:
+def test_cli_scheduler_address_and_file(cli, fresh_cli, client, tmp_path) -> None:
     files = make_inputs(tmp_path / "inputs", n_bedgraphs=1)
     want = tmp_path / "inproc.zarr"
     cli("bin", TSS, *files, "-o", want, *GEOMETRY, "-q")
     address = client.scheduler.address
     by_address = tmp_path / "address.zarr"
-    cli("bin", TSS, *files, "-o", by_address, *GEOMETRY, "--scheduler", address, "-q")
+    fresh_cli("bin", TSS, *files, "-o", by_address, *GEOMETRY, "--scheduler", address, "-q")
     assert_same_dataset(by_address, want)
     scheduler_file = tmp_path / "scheduler.json"
     scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": address}))
     by_file = tmp_path / "file.zarr"
-    cli("bin", TSS, *files, "-o", by_file, *GEOMETRY, "--scheduler", scheduler_file, "-q")
+    fresh_cli("bin", TSS, *files, "-o", by_file, *GEOMETRY, "--scheduler", scheduler_file, "-q")
     assert_same_dataset(by_file, want)
 
 

@@ -349,7 +349,9 @@ def _collect(
     names = {index: source.name for index, source in jobs}
     with progress_bar("binning samples", len(futures)) as bar:
         try:
-            for future in distributed.as_completed(futures):
+            # the loop of this client: as_completed would otherwise look for a default client,
+            # and ours is made with set_as_default=False (a library must not set process state)
+            for future in distributed.as_completed(futures, loop=client.loop):
                 if future.status == "error":
                     exc = future.exception()
                     index = int(str(future.key).split("-")[2])
