@@ -7,6 +7,7 @@ from chromexpr.cli import bin as _bin  # noqa: F401
 from chromexpr.cli import consensus as _consensus  # noqa: F401
 from chromexpr.cli import demo as _demo  # noqa: F401
 from chromexpr.cli import evaluate as _evaluate  # noqa: F401
+from chromexpr.cli import evaluate_links as _evaluate_links  # noqa: F401
 from chromexpr.cli import export as _export  # noqa: F401
 from chromexpr.cli import info as _info  # noqa: F401
 from chromexpr.cli import merge as _merge  # noqa: F401
