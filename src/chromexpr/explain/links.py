@@ -9,12 +9,14 @@ the TSS base to the middle of the (clipped) bin.
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import pandas as pd
 
 from chromexpr.binning.binner import BinSpec
 from chromexpr.explain.coordinates import bin_intervals, bin_midpoints
-from chromexpr.io.bedpe import BEDPE_STANDARD_COLUMNS
+from chromexpr.io.bedpe import BEDPE_STANDARD_COLUMNS, bed_scores
 
 __all__ = [
     "BEDPE_COLUMNS",
@@ -55,6 +57,7 @@ BEDPE_COLUMNS = [
     "bin_offset",
     "distance",
     "rank",
+    "raw_score",
     "mean_attribution",
     "share",
 ]
@@ -81,27 +84,11 @@ INTERACT_COLUMNS = [
     "targetStrand",
 ]
 
-#: autoSql of the interact format (for ``bedToBigBed -as=interact.as -type=bed5+13``), from UCSC.
-INTERACT_AS = """table interact
-"Interaction between two regions"
-    ( string chrom;        "Chromosome (or contig, scaffold, etc.). For interchromosomal, use 2
-    records" uint chromStart;     "Start position of lower region. For interchromosomal, set to
-    chromStart of this region" uint chromEnd;       "End position of upper region. For
-    interchromosomal, set to chromEnd of this region" string name;         "Name of item, for
-    display.  Usually 'sourceName/targetName/exp' or empty" uint score;          "Score (0-1000)"
-    double value;        "Strength of interaction or other data value. Typically basis for score"
-    string exp;          "Experiment name (metadata for filtering). Use . if not applicable" string
-    color;        "Item color.  Specified as r,g,b or hexadecimal #RRGGBB or html color name" string
-    sourceChrom;  "Chromosome of source region (directional) or lower region." uint sourceStart;
-    "Start position in chromosome of source/lower/this region" uint sourceEnd;      "End position in
-    chromosome of source/lower/this region" string sourceName;   "Identifier of source/lower/this
-    region" string sourceStrand; "Orientation of source/lower/this region: + or -.  Use . if not
-    applicable" string targetChrom;  "Chromosome of target region (directional) or upper region."
-    uint targetStart;    "Start position in chromosome of target/upper/this region" uint targetEnd;
-    "End position in chromosome of target/upper/this region" string targetName;   "Identifier of
-    target/upper/this region" string targetStrand; "Orientation of target/upper/this region: + or -.
-    Use . if not applicable" )
-"""
+#: autoSql of the interact format (for ``bedToBigBed -as=interact.as -type=bed5+13``): UCSC's
+#: interact fields, one per line (the package file ``chromexpr/data/interact.as``).
+INTERACT_AS = (
+    resources.files("chromexpr").joinpath("data", "interact.as").read_text(encoding="utf-8")
+)
 
 #: Colours of links whose mean signed attribution is positive / negative (ColorBrewer RdBu ends).
 POSITIVE_COLOR = "#b2182b"
@@ -187,8 +174,10 @@ def links_table(
 def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
     """BEDPE rows (lower coordinate first): the TSS anchor and the bin anchor, ordered by start.
 
-    The TSS anchor carries the gene's strand, the bin anchor ``.``; ``name`` is the gene name and
-    ``score`` the mean |attribution|.
+    The TSS anchor carries the gene's strand, the bin anchor ``.``; ``name`` is the gene name,
+    ``score`` the link's ``score`` scaled to BED's integer 1-1000 over the table
+    (:func:`~chromexpr.io.bedpe.bed_scores`: what IGV and pyGenomeTracks draw arcs by) and
+    ``raw_score`` the unscaled ``score`` (mean |attribution|).
     """
     tss_first = links["tss"].to_numpy() < links["bin_start"].to_numpy()
     tss_start = links["tss"].to_numpy(dtype=np.int64)
@@ -206,7 +195,7 @@ def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
             "start2": np.where(tss_first, b_start, tss_start),
             "end2": np.where(tss_first, b_end, tss_end),
             "name": links["gene_name"].to_numpy(),
-            "score": links["score"].to_numpy(dtype=np.float64),
+            "score": bed_scores(links["score"].to_numpy(dtype=np.float64)),
             "strand1": np.where(tss_first, strand, dot),
             "strand2": np.where(tss_first, dot, strand),
             "gene_id": links["gene_id"].to_numpy(),
@@ -216,6 +205,7 @@ def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
             "bin_offset": links["bin_offset"].to_numpy(dtype=np.int64),
             "distance": links["distance"].to_numpy(dtype=np.int64),
             "rank": links["rank"].to_numpy(dtype=np.int64),
+            "raw_score": links["score"].to_numpy(dtype=np.float64),
             "mean_attribution": links["mean_attribution"].to_numpy(dtype=np.float64),
             "share": links["share"].to_numpy(dtype=np.float64),
         }

@@ -11,6 +11,7 @@ Output directory (written atomically)::
     tracks/*.bw        one bigWig per sample (or per group with per_group=True) + tracks/index.tsv
     links.bedpe        top bins per gene (BEDPE, lower coordinate first)
     links.interact     the same links as UCSC interact text (bed5+13) with a track line
+    links.interact.bed the same rows without it, sorted for ``bedToBigBed`` (bigInteract)
     interact.as        autoSql for ``bedToBigBed -type=bed5+13 -as=interact.as``
     profile.tsv        mean |attribution| by bin offset, overall (group "all") and per group
     per_gene.tsv       per gene: total attribution, top bins and their share of it
@@ -72,6 +73,7 @@ class AttributionPaths:
     profile: Path
     per_gene: Path
     provenance: Path
+    links_interact_bed: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,7 @@ def attribute(
         profile=final / "profile.tsv",
         per_gene=final / "per_gene.tsv",
         provenance=final / "attribution.json",
+        links_interact_bed=final / "links.interact.bed",
     )
 
 
@@ -488,11 +491,7 @@ def _write_tables(
     )
     write_bedpe(bedpe, tmp / "links.bedpe")
     interact = to_interact(links, experiment=experiment)
-    interact = (
-        interact.assign(_c=interact["chrom"].map(order))
-        .sort_values(["_c", "chromStart", "chromEnd"], kind="stable")
-        .drop(columns="_c")
-    )
+    write_interact(interact, tmp / "links.interact.bed", track_line=None)
     write_interact(
         interact,
         tmp / "links.interact",

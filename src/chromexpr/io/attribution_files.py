@@ -229,11 +229,23 @@ def write_bedpe(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(handle, sep="\t", index=False, header=False, na_rep=".", float_format="%.6g")
 
 
-def write_interact(frame: pd.DataFrame, path: Path, *, track_line: str) -> None:
-    """UCSC interact text: the ``track`` line, then bed5+13 rows without a header."""
+def write_interact(frame: pd.DataFrame, path: Path, *, track_line: str | None) -> None:
+    """UCSC interact text: an optional ``track`` line, then bed5+13 rows without a header.
+
+    Rows are written in the order ``bedToBigBed`` requires: chromosome names in C (byte) order,
+    then ``chromStart``, then ``chromEnd``. Without a track line the file is the input of
+    ``bedToBigBed -as=interact.as -type=bed5+13`` (which rejects track lines); with one, a UCSC
+    custom track.
+    """
+    rows = frame.sort_values(
+        ["chrom", "chromStart", "chromEnd"],
+        key=lambda c: c.map(lambda x: str(x).encode()) if c.name == "chrom" else c,
+        kind="stable",
+    )
     with path.open("w") as handle:
-        handle.write(track_line + "\n")
-        frame.to_csv(handle, sep="\t", index=False, header=False, float_format="%.6g")
+        if track_line is not None:
+            handle.write(track_line + "\n")
+        rows.to_csv(handle, sep="\t", index=False, header=False, float_format="%.6g")
 
 
 def write_json(obj: Any, path: Path) -> None:

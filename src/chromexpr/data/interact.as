@@ -1,0 +1,22 @@
+table interact
+"chromexpr gene-bin links in the UCSC interact layout (bed5+13)"
+    (
+    string chrom;        "Chromosome of the link"
+    uint   chromStart;   "Start of the lower anchor (0-based)"
+    uint   chromEnd;     "End of the upper anchor (exclusive)"
+    string name;         "gene_id/gene_name"
+    uint   score;        "Link strength scaled to 0-1000"
+    double value;        "Link strength (mean absolute attribution)"
+    string exp;          "Attribution method/target"
+    string color;        "Colour: red for a positive, blue for a negative mean attribution"
+    string sourceChrom;  "Chromosome of the bin"
+    uint   sourceStart;  "Start of the bin (0-based)"
+    uint   sourceEnd;    "End of the bin (exclusive)"
+    string sourceName;   "Bin start relative to the TSS in the gene's orientation (bp)"
+    string sourceStrand; "Strand of the bin (.)"
+    string targetChrom;  "Chromosome of the TSS"
+    uint   targetStart;  "TSS base (0-based)"
+    uint   targetEnd;    "TSS base + 1"
+    string targetName;   "Gene name"
+    string targetStrand; "Strand of the gene"
+    )

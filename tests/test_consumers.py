@@ -1,0 +1,111 @@
+"""chromexpr's outputs opened by the programs users open them with, unaltered.
+
+Each test runs the real consumer (IGV under xvfb, kent's bigBed library, coreutils ``sort``,
+pyGenomeTracks, deepTools, bedtools) and asserts on what it read or drew.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chromexpr.dataset.store import Dataset
+from chromexpr.explain.links import INTERACT_COLUMNS
+from chromexpr.explain.run import AttributionPaths, attribute
+from consumers import coloured_pixels, read_bigbed_with_kent, read_png, run_igv
+from explain_toys import CHROM_SIZES, LinearToy, make_dataset
+
+#: IGV's default arc colour for BEDPE tracks.
+IGV_ARC = (180, 25, 137)
+
+
+@pytest.fixture(scope="module")
+def attribution(tmp_path_factory: pytest.TempPathFactory) -> AttributionPaths:
+    """Links and tracks of a linear toy model; its link scores are all below 1 (the IGV trap)."""
+    work = tmp_path_factory.mktemp("consumers")
+    dataset: Dataset = make_dataset(work / "ds.zarr")
+    model = LinearToy(dataset)
+    model.w *= np.float32(0.01)
+    return attribute(
+        model, dataset, work / "attr", method="input_x_gradient", top_k=4, device="cpu"
+    )
+
+
+def read_links(path: Path) -> pd.DataFrame:
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("#chrom1\t")
+    return pd.read_csv(path, sep="\t", comment=None, skiprows=1, names=header[1:].split("\t"))
+
+
+def test_bedpe_score_is_bed_integer_with_raw_score_kept(attribution: AttributionPaths) -> None:
+    links = read_links(attribution.links_bedpe)
+    assert pd.api.types.is_integer_dtype(links["score"])
+    assert links["score"].between(1, 1000).all() and links["score"].max() == 1000
+    raw = links["raw_score"].to_numpy()
+    assert raw.max() < 1  # the scores that broke IGV before
+    expected = 1 + np.rint(999 * raw / raw.max())
+    np.testing.assert_array_equal(links["score"], expected)
+
+
+@pytest.mark.slow
+def test_igv_draws_the_links_and_tracks(attribution: AttributionPaths, tmp_path: Path) -> None:
+    """IGV 2.16 loads links.bedpe (arcs drawn, nothing logged) beside a bigWig track."""
+    run = run_igv(
+        tmp_path,
+        CHROM_SIZES,
+        [attribution.tracks[0], attribution.links_bedpe],
+        "chrA:1-30000",
+    )
+    assert run.errors() == [], "\n".join(run.errors())
+    image = read_png(run.png)
+    arcs = coloured_pixels(image, IGV_ARC, tol=30)
+    assert arcs.sum() > 500, f"only {arcs.sum()} arc pixels drawn"
+
+
+def test_interact_rows_sorted_as_bedtobigbed_needs(attribution: AttributionPaths) -> None:
+    """coreutils ``sort -c`` in the C locale: the order kent's bedToBigBed checks."""
+    bed = attribution.links_interact_bed
+    assert bed is not None
+    assert not bed.read_text().startswith("track")
+    done = subprocess.run(
+        ["sort", "-c", "-k1,1", "-k2,2n", str(bed)],
+        env={**os.environ, "LC_ALL": "C"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with_track = attribution.links_interact.read_text().splitlines()
+    assert with_track[0].startswith("track type=interact ")
+    assert with_track[1:] == bed.read_text().splitlines()
+
+
+def test_biginteract_autosql_parses_in_kent(attribution: AttributionPaths, tmp_path: Path) -> None:
+    """Build a bigInteract from links.interact.bed with the shipped interact.as (bigtools), read
+    it back with kent's own C code (pybbi): the autoSql parses and every field round-trips."""
+    pybigtools = pytest.importorskip("pybigtools")
+    autosql = attribution.interact_as.read_text()
+    lines = autosql.splitlines()
+    assert lines[0] == "table interact"
+    fields = [ln.split()[1].rstrip(";") for ln in lines if ln.strip().endswith('"') and ";" in ln]
+    assert fields == INTERACT_COLUMNS  # one field per line, in file order
+    assert attribution.links_interact_bed is not None
+    rows = [ln.split("\t", 3) for ln in attribution.links_interact_bed.read_text().splitlines()]
+    out = tmp_path / "links.inter.bb"
+    writer = pybigtools.open(str(out), "w")
+    writer.write(CHROM_SIZES, ((c, int(s), int(e), rest) for c, s, e, rest in rows), autosql)
+    schema, records = read_bigbed_with_kent(out)
+    assert schema["name"] == "interact"
+    assert schema["columns"][3:] == INTERACT_COLUMNS[3:]
+    assert schema["dtypes"]["score"] == "uint32" and schema["dtypes"]["value"] == "float64"
+    got = sorted(tuple(map(str, r)) for rs in records.values() for r in rs)
+    expected = sorted((c, s, e, *rest.split("\t")) for c, s, e, rest in rows)
+    assert len(got) == len(expected) == 20
+    for g, x in zip(got, expected, strict=True):
+        assert g[:5] == x[:5] and g[6:] == x[6:]
+        assert float(g[5]) == pytest.approx(float(x[5]), rel=1e-5)
