@@ -38,6 +38,7 @@ __all__ = [
     "write_json",
     "write_narrowpeak",
     "write_table",
+    "write_text",
 ]
 
 #: Suffix nf-core/atacseq gives the BAM of each sample (featureCounts column names).
@@ -154,6 +155,12 @@ def write_chrom_sizes(path: str | Path, chrom_sizes: Mapping[str, int]) -> None:
     with _open_text_out(path) as handle:
         for chrom, size in chrom_sizes.items():
             handle.write(f"{chrom}\t{int(size)}\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8, newlines unchanged (gzip when ``path`` ends in ``.gz``)."""
+    with _open_text_out(path) as handle:
+        handle.write(text)
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from chromexpr.simulate.config import SimulationConfig
 from chromexpr.simulate.layout import chrom_offsets
+from chromexpr.simulate.lineage import LineageTree
 
 PROMOTER, DISTAL = 0, 1
 SHARED, GROUP, SAMPLE = 0, 1, 2
@@ -149,11 +151,12 @@ def build_universe(
     territory_ends: np.ndarray,
     *,
     n_peaks: int,
-    n_groups: int,
+    tree: LineageTree,
     config: SimulationConfig,
     rng: np.random.Generator,
 ) -> tuple[PeakUniverse, np.ndarray]:
-    """Place promoter and distal peaks and draw their strengths and variability components.
+    """Place promoter and distal peaks and draw their strengths, variability components and
+    group levels.
 
     Parameters
     ----------
@@ -165,8 +168,10 @@ def build_universe(
         Global, merged regulatory windows (:func:`chromexpr.simulate.layout.territory`).
     n_peaks
         Target universe size (promoter peaks + distal peaks).
-    n_groups
-        Number of sample groups (columns of ``group_level``).
+    tree
+        Lineage tree over the sample groups (its leaves are the columns of ``group_level``):
+        group-specific peaks switch on where a latent trait evolved along it exceeds the
+        ``1 - group_on_probability`` normal quantile, and their jitter evolves along it too.
     config
         Simulation parameters.
     rng
@@ -270,16 +275,26 @@ def build_universe(
         np.searchsorted(cum_p[:-1], u, side="right"),
         np.searchsorted(cum_d[:-1], u, side="right"),
     ).astype(np.int8)
-    on = rng.random((n, n_groups)) < config.group_on_probability
+    n_groups = tree.n_leaves
+    threshold = _upper_quantile(config.group_on_probability)
+    on = tree.draw(rng, n) > threshold
     if n_groups >= 2:  # at least one group on and one off
+        # Redraw peaks on (or off) everywhere: keeps the tree's structure among the rest.
+        for _ in range(_REDRAWS):
+            flat = np.flatnonzero(on.all(axis=1) | ~on.any(axis=1))
+            if flat.size == 0:
+                break
+            on[flat] = tree.draw(rng, flat.size) > threshold
+        # Left after the redraws (only with group_on_probability at or near 0 or 1): one group
+        # switched at random.
         none_on = ~on.any(axis=1)
         on[none_on, rng.integers(0, n_groups, int(none_on.sum()))] = True
         all_on = on.all(axis=1)
         on[all_on, rng.integers(0, n_groups, int(all_on.sum()))] = False
     else:
         on[:] = True
-    level = np.where(on, 0.0, math.log(config.group_off_level)) + rng.normal(
-        0.0, config.group_sd, (n, n_groups)
+    level = np.where(on, 0.0, math.log(config.group_off_level)) + config.group_sd * tree.draw(
+        rng, n
     )
     level[component != GROUP] = 0.0
 
@@ -299,6 +314,25 @@ def build_universe(
     )
     promoter_of_gene = np.where(cluster_of_gene >= 0, rank[np.maximum(cluster_of_gene, 0)], -1)
     return universe, promoter_of_gene.astype(np.int64)
+
+
+#: Rounds of redrawing group-specific peaks that are on (or off) in every group.
+_REDRAWS = 20
+
+
+def _upper_quantile(p: float) -> float:
+    """``t`` with ``P(Z > t) = p`` for a standard normal ``Z`` (infinite at ``p`` = 0 or 1).
+
+    Examples
+    --------
+    >>> round(_upper_quantile(0.5), 6), _upper_quantile(0.0), _upper_quantile(1.0)
+    (0.0, inf, -inf)
+    """
+    if p <= 0.0:
+        return math.inf
+    if p >= 1.0:
+        return -math.inf
+    return NormalDist().inv_cdf(1.0 - p)
 
 
 def latent_openness(

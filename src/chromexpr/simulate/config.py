@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from chromexpr.errors import InputError
+from chromexpr.simulate.lineage import LINEAGES, Lineage
 
 Format = Literal["bigwig", "peaks", "counts"]
 #: Accessibility outputs ``--format`` can choose, in the order they are written.
@@ -61,6 +62,15 @@ class SimulationConfig:
         Accessibility outputs: any of ``bigwig``, ``peaks``, ``counts``.
     outlier
         Plant one outlier sample (needs at least 3 samples with expression).
+    lineage
+        How groups are related: ``"tree"`` (a balanced binary lineage tree over the groups in
+        order, so ``ct01`` and ``ct02`` are siblings) or ``"independent"`` (unrelated groups).
+    lineage_strength
+        ``rho``: covariance of sibling groups' latent traits on the tree, in ``[0, 1]`` (groups
+        that meet only at the root share nothing). Unused with ``lineage="independent"``.
+    programme_share
+        ``pi``: share of each gene's noise-free variance across samples that comes from a
+        trans-acting expression programme evolved along the lineage, in ``[0, 1)``.
 
     window
         Half-width of each gene's regulatory window (bp; the TSS ± ``window`` region).
@@ -93,7 +103,9 @@ class SimulationConfig:
     group_on_probability, group_off_level, group_sd, within_group_sd
         Group-specific peaks are on in each group with this probability (at least one group on and
         one off); off groups scale the peak by ``group_off_level``; per-group log-levels get N(0,
-        ``group_sd``) jitter, samples N(0, ``within_group_sd``) around their group's level.
+        ``group_sd``) jitter, samples N(0, ``within_group_sd``) around their group's level. With
+        ``lineage="tree"`` the switches and the jitter are correlated along the lineage tree;
+        ``group_on_probability`` stays the probability of being on in each group.
     sample_sd
         Log-scale sd of a sample-specific peak.
     measurement_sd
@@ -143,6 +155,9 @@ class SimulationConfig:
     annotation: str | None = None
     formats: tuple[str, ...] = FORMATS
     outlier: bool = True
+    lineage: Lineage = "tree"
+    lineage_strength: float = 0.95
+    programme_share: float = 0.5
 
     window: int = 1_000_000
     genes_per_segment: int = 150
@@ -229,6 +244,19 @@ class SimulationConfig:
             f"--peaks-per-sample must be at least 1 (got {self.peaks_per_sample})",
         )
         need(0 <= self.seed < 2**63, f"--seed must be in [0, 2^63) (got {self.seed})")
+        need(
+            self.lineage in LINEAGES,
+            f"unknown lineage {self.lineage!r}",
+            f"choose from {', '.join(LINEAGES)}",
+        )
+        need(
+            0.0 <= self.lineage_strength <= 1.0,
+            f"lineage_strength must be in [0, 1] (got {self.lineage_strength})",
+        )
+        need(
+            0.0 <= self.programme_share < 1.0,
+            f"programme_share must be in [0, 1) (got {self.programme_share})",
+        )
         need(self.window >= 1_000, f"window must be at least 1000 bp (got {self.window})")
         need(self.genes_per_segment >= 1, "genes_per_segment must be at least 1")
         need(self.universe_factor >= 1.0, "universe_factor must be at least 1")

@@ -3,7 +3,9 @@
 On the log2 scale, for gene ``g`` and sample ``s`` (``o`` is depth-free latent openness)::
 
     y[g, s] = b_g + w_g * log1p(o[promoter(g), s])
-              + sum_{e in links(g)} beta_e * exp(-|d_e| / d0) * log1p(o[e, s]) + eps[g, s]
+              + sum_{e in links(g)} beta_e * exp(-|d_e| / d0) * log1p(o[e, s])   (cis part c)
+              + t[g, group(s)]                                                  (trans programme)
+              + eps[g, s]
     eps[g, s] ~ N(0, sigma_g^2)
     TPM[g, s] = 1e6 * max(2^y - 1, 0) / sum_g max(2^y - 1, 0)
 
@@ -21,6 +23,7 @@ import pandas as pd
 from chromexpr.simulate.accessibility import DISTAL, PeakUniverse
 from chromexpr.simulate.config import SimulationConfig
 from chromexpr.simulate.design import SampleDesign
+from chromexpr.simulate.lineage import LineageTree
 
 #: Columns of the links table (universe/gene indices, signed distance, effect, effective weight).
 LINK_COLUMNS = ["gene", "peak", "distance", "effect", "weight"]
@@ -201,6 +204,49 @@ def noise_free_log_expression(truth: RegulatoryTruth, openness: np.ndarray) -> n
         first = np.flatnonzero(np.concatenate([[True], gene[1:] != gene[:-1]]))
         y[gene[first]] += np.add.reduceat(contrib, first, axis=0)
     return y
+
+
+def trans_programme(
+    cis: np.ndarray,
+    group_index: np.ndarray,
+    tree: LineageTree,
+    *,
+    share: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Each gene's trans-acting expression programme: one value per group, evolved along the tree.
+
+    A unit trait per gene is drawn along ``tree`` (:meth:`LineageTree.draw`), centred so that its
+    mean over the samples is 0 (it moves no gene's mean level) and scaled so that its variance over
+    the samples is ``share / (1 - share)`` times that of the gene's cis part: the programme then
+    makes up ``share`` of ``var(c) + var(t)``. It depends on no peak, so no model of the gene's own
+    window can explain it; related groups share it, as the tree says.
+
+    Parameters
+    ----------
+    cis
+        ``float64 (n_genes, n_samples)``: the cis part of the noise-free expression
+        (:func:`noise_free_log_expression`).
+    group_index
+        ``int64 (n_samples,)``: group of each sample (a leaf of ``tree``).
+    tree
+        The lineage tree.
+    share
+        Programme share of the noise-free variance, in ``[0, 1)``.
+    rng
+        The programme's random stream.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64 (n_genes, n_groups)``: ``t[g, k]``; a sample of group ``k`` gets ``t[:, k]``.
+    """
+    raw = tree.draw(rng, cis.shape[0])
+    raw -= raw[:, group_index].mean(axis=1, keepdims=True)
+    raw_var = raw[:, group_index].var(axis=1)
+    target = share / (1.0 - share) * cis.var(axis=1)
+    scale = np.sqrt(np.divide(target, raw_var, out=np.zeros_like(target), where=raw_var > 1e-12))
+    return raw * scale[:, None]
 
 
 def observed_log_expression(

@@ -37,6 +37,7 @@ from chromexpr.simulate.expression import (
     observed_log_expression,
     plant_links,
     to_tpm,
+    trans_programme,
 )
 from chromexpr.simulate.layout import (
     chrom_offsets,
@@ -47,6 +48,7 @@ from chromexpr.simulate.layout import (
     select_genes,
     territory,
 )
+from chromexpr.simulate.lineage import lineage_tree
 from chromexpr.simulate.streams import Stage, stream
 
 logger = logging.getLogger("chromexpr")
@@ -67,6 +69,8 @@ TRUTH_SAMPLES = "truth/samples.tsv"
 TRUTH_PEAKS = "truth/peaks.tsv.gz"
 TRUTH_NOISE_FREE = "truth/expression_noise_free.tsv"
 TRUTH_EXPRESSION_ALL = "truth/expression_all.tsv"
+TRUTH_LINEAGE = "truth/lineage.nwk"
+TRUTH_PROGRAMME = "truth/programme.tsv"
 PROVENANCE = "provenance.json"
 
 
@@ -96,6 +100,8 @@ class SimulationResult:
         Length of the merged TSS ± window regions (Mb).
     seconds
         Wall time.
+    lineage
+        The groups' lineage tree in Newick format (a star with ``lineage="independent"``).
     """
 
     output_dir: Path
@@ -112,16 +118,22 @@ class SimulationResult:
     n_links: int
     territory_mb: float
     seconds: float
+    lineage: str = ""
 
     def summary(self) -> str:
         """One paragraph for the log."""
         outlier = f"outlier sample {self.outlier}" if self.outlier else "no outlier sample"
+        related = (
+            "related by a lineage tree"
+            if self.config.lineage == "tree" and self.config.n_groups > 2
+            else "unrelated"
+        )
         return (
             f"simulated {self.n_genes} genes on {len(self.chroms)} "
             f"chromosome{'s' if len(self.chroms) != 1 else ''} "
             f"({', '.join(self.chroms)}; {self.territory_mb:.0f} Mb of TSS windows) and "
-            f"{self.n_samples} samples in {self.config.n_groups} groups "
-            f"({self.n_expression_samples} with expression; {outlier}): "
+            f"{self.n_samples} samples in {self.config.n_groups} groups ({related}; "
+            f"{self.n_expression_samples} with expression; {outlier}): "
             f"{self.n_universe_peaks} candidate peaks, {self.mean_called:.0f} called per sample "
             f"on average, {self.n_consensus_peaks} consensus peaks, "
             f"{self.n_links} planted enhancer-gene links; "
@@ -331,6 +343,7 @@ def _genes_frame(
     universe: PeakUniverse,
     truth: RegulatoryTruth,
     y_free: np.ndarray,
+    programme: np.ndarray,
     design: SampleDesign,
     config: SimulationConfig,
 ) -> pd.DataFrame:
@@ -356,8 +369,23 @@ def _genes_frame(
             "n_links": n_links,
             "silent": truth.reference_level == config.silent_level,
             "noise_free_sd": expr.std(axis=1) if expr.shape[1] else np.zeros(truth.n_genes),
+            "cis_sd": (y_free - programme).std(axis=1),
+            "programme_sd": programme.std(axis=1),
         }
     )
+
+
+def _programme_frame(
+    genes: pd.DataFrame, programme: np.ndarray, design: SampleDesign
+) -> pd.DataFrame:
+    """``truth/programme.tsv``: gene_id, gene_name and the programme ``t[g, k]`` of each group."""
+    frame = pd.DataFrame(
+        {"gene_id": genes["gene_id"].to_numpy(), "gene_name": genes["gene_name"].to_numpy()}
+    )
+    names = list(dict.fromkeys(design.groups))  # group order: group k is the k-th name
+    for k, name in enumerate(names):
+        frame[name] = programme[:, k]
+    return frame
 
 
 def simulate(
@@ -405,6 +433,7 @@ def simulate(
         write_gtf,
         write_json,
         write_table,
+        write_text,
     )
     from chromexpr.log import track
     from chromexpr.provenance import record
@@ -426,13 +455,15 @@ def simulate(
     territory_mb = float((terr_end - terr_start).sum()) / 1e6
     k = config.peaks_per_sample or max(1, round(config.peak_density_per_mb * territory_mb))
     design = design_samples(config, peaks_per_sample=k, rng=stream(seed, Stage.DESIGN))
+    tree = lineage_tree(config.lineage, config.n_groups, strength=config.lineage_strength)
+    group_names = list(dict.fromkeys(design.groups))
     universe, promoter = build_universe(
         genes,
         chrom_sizes,
         terr_start,
         terr_end,
         n_peaks=math.ceil(k * config.universe_factor),
-        n_groups=config.n_groups,
+        tree=tree,
         config=config,
         rng=stream(seed, Stage.UNIVERSE),
     )
@@ -531,7 +562,16 @@ def simulate(
             write_featurecounts(tmp / COUNTS, regions, counts, design.names)
             del counts
 
-        y_free = noise_free_log_expression(truth, tracked)
+        y_cis = noise_free_log_expression(truth, tracked)
+        programme = trans_programme(
+            y_cis,
+            design.group_index,
+            tree,
+            share=config.programme_share,
+            rng=stream(seed, Stage.PROGRAMME),
+        )
+        per_sample_programme = programme[:, design.group_index]
+        y_free = y_cis + per_sample_programme
         y_obs = observed_log_expression(
             truth, y_free, design, config=config, rng=stream(seed, Stage.EXPRESSION)
         )
@@ -553,7 +593,13 @@ def simulate(
             tmp / TRUTH_NOISE_FREE, gene_ids, gene_names, design.names, to_tpm(y_free)
         )
         write_bedpe(tmp / TRUTH_LINKS, _links_frame(genes, universe, truth))
-        write_table(tmp / TRUTH_GENES, _genes_frame(genes, universe, truth, y_free, design, config))
+        write_table(
+            tmp / TRUTH_GENES,
+            _genes_frame(genes, universe, truth, y_free, per_sample_programme, design, config),
+        )
+        write_table(tmp / TRUTH_PROGRAMME, _programme_frame(genes, programme, design))
+        newick = tree.newick(group_names)
+        write_text(tmp / TRUTH_LINEAGE, newick + "\n")
         write_table(tmp / TRUTH_SAMPLES, design.frame())
         peaks_truth = universe.frame()
         peaks_truth["consensus_name"] = cons_names
@@ -583,6 +629,7 @@ def simulate(
             n_links=len(truth.links),
             territory_mb=territory_mb,
             seconds=time.perf_counter() - t0,
+            lineage=newick,
         )
         provenance = record(step="simulate", parameters=config.to_dict(), inputs=inputs)
         provenance["derived"] = {
@@ -593,6 +640,7 @@ def simulate(
             "consensus_peaks": int(consensus.shape[0]),
             "links": len(truth.links),
             "outlier": result.outlier,
+            "lineage": newick,
         }
         write_json(tmp / PROVENANCE, provenance)
     return result

@@ -22,6 +22,7 @@ class Stage(IntEnum):
     LINKS = 5
     SAMPLE = 6
     EXPRESSION = 7
+    PROGRAMME = 8
 
 
 def stream(seed: int, stage: Stage, index: int = 0) -> np.random.Generator:
