@@ -158,7 +158,14 @@ def test_bed5_score_equals_the_bedgraph(cli, helpers, tmp_path) -> None:
 def test_plain_bed_without_signal_column_needs_score_or_presence(cli, helpers, tmp_path) -> None:
     out = tmp_path / "bed.zarr"
     result = cli(
-        "bin", FIXTURES / "signal_tss.bed", FIXTURES / "signal_score.bed", "-o", out, expect=2
+        "bin",
+        FIXTURES / "signal_tss.bed",
+        FIXTURES / "signal_score.bed",
+        "-o",
+        out,
+        "--peak-value",
+        "signal",
+        expect=2,
     )
     helpers.error_line(
         result, "signal_score.bed", "--peak-value signal needs column 7", "--peak-value presence"

@@ -34,7 +34,7 @@ class BinOptions:
     """Everything that changes binned values (recorded in the dataset's provenance)."""
 
     spec: BinSpec = field(default_factory=BinSpec)
-    peak_value: PeakValue = "signal"
+    peak_value: PeakValue = "auto"
     chrom_alias: dict[str, str] | None = None
     chrom_sizes: dict[str, int] | None = None
     regions: Path | None = None

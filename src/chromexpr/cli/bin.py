@@ -19,6 +19,7 @@ class AggregateChoice(str, Enum):
 
 
 class PeakValueChoice(str, Enum):
+    auto = "auto"
     signal = "signal"
     score = "score"
     presence = "presence"
@@ -50,8 +51,15 @@ def bin_command(
     ] = AggregateChoice.mean,
     peak_value: Annotated[
         PeakValueChoice,
-        typer.Option("--peak-value", help="Value of a peak: column 7, column 5, or 1."),
-    ] = PeakValueChoice.signal,
+        typer.Option(
+            "--peak-value",
+            help=(
+                "Value of a peak: column 7 (signal), column 5 (score), or 1 (presence); auto ="
+                " signal for narrowPeak/broadPeak, presence for other BED (whose column 7 may be"
+                " thickStart)."
+            ),
+        ),
+    ] = PeakValueChoice.auto,
     regions: Annotated[
         Path | None,
         typer.Option("--regions", help="Regions BED for a count matrix whose rows are named."),

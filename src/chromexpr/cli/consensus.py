@@ -35,7 +35,7 @@ def consensus_command(
     ] = 0,
     peak_value: Annotated[
         PeakValueChoice, typer.Option("--peak-value", help="Value tabulated per sample.")
-    ] = PeakValueChoice.signal,
+    ] = PeakValueChoice.auto,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from chromexpr.errors import ChromexprError, InputError
-from chromexpr.io.peaks import PeakValue, read_peaks
+from chromexpr.io.peaks import PeakValue, read_peaks, resolve_peak_value
 from chromexpr.io.samples import SampleSource
 from chromexpr.naming import natural_key
 
@@ -49,6 +49,7 @@ class Consensus:
 
 
 def _sample_frame(source: SampleSource, index: int, peak_value: PeakValue) -> pd.DataFrame:
+    peak_value = resolve_peak_value(source.path, peak_value)
     track = read_peaks(source.path, value=peak_value)  # validates the file (one-line errors)
     del track
     frame = pd.read_csv(
@@ -82,7 +83,7 @@ def consensus_peaks(
     *,
     min_samples: int = 1,
     merge_distance: int = 0,
-    peak_value: PeakValue = "signal",
+    peak_value: PeakValue = "auto",
 ) -> Consensus:
     """Merge peaks of many samples into a consensus set and tabulate each sample's value per region.
 

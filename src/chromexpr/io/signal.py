@@ -49,7 +49,7 @@ def _bigwig_track(path: Path, chroms: set[str] | None) -> SignalTrack:
 def load_signal(
     source: SampleSource,
     *,
-    peak_value: PeakValue = "signal",
+    peak_value: PeakValue = "auto",
     chrom_sizes: dict[str, int] | None = None,
     regions: Path | None = None,
     chroms: set[str] | None = None,
