@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -136,6 +138,11 @@ class Model(ABC):
     formulations: ClassVar[tuple[str, ...]] = ("deviation", "raw")
     #: Whether predictions read openness at all (``mean`` does not).
     reads_openness: ClassVar[bool] = True
+    #: Arrays :meth:`arrays` writes, name to shape, checked when MODEL_DIR is loaded (see
+    #: :meth:`validate_arrays`). A dimension is an int, ``"genes"`` (the modelled genes),
+    #: ``"features"`` (the bins the model reads) or ``"*"`` (any); ``()`` is a scalar. A name
+    #: ending in ``?`` is optional.
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {}
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -181,6 +188,28 @@ class Model(ABC):
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore the fitted state from :meth:`arrays`."""
 
+    def validate_arrays(
+        self, arrays: dict[str, np.ndarray], *, n_genes: int, n_features: int
+    ) -> None:
+        """Check saved arrays before :meth:`load_arrays` sees them (called by :func:`load_model`).
+
+        The default checks :attr:`array_shapes`; a class with arrays whose shapes depend on each
+        other extends it. Raise :class:`ValueError` with a message naming the array: the loader
+        turns it into a one-line error naming ``model.npz``.
+
+        Parameters
+        ----------
+        arrays
+            The model's own arrays (``model.npz`` without its ``model__`` prefix).
+        n_genes
+            Modelled genes.
+        n_features
+            Bins the model reads.
+        """
+        check_array_shapes(
+            arrays, self.array_shapes, {"genes": n_genes, "features": n_features}, self.name
+        )
+
     def save_extra(self, directory: Path) -> list[str]:
         """Write state that is not a numpy array (fc: ``weights.pt``); return the file names."""
         del directory
@@ -197,6 +226,56 @@ class Model(ABC):
     def params_dict(self) -> dict[str, Any]:
         """Parameters, JSON-ready."""
         return _json_ready(self.params)
+
+
+def check_array_shapes(
+    arrays: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int | str, ...]],
+    sizes: dict[str, int],
+    owner: str,
+) -> None:
+    """Raise :class:`ValueError` naming the first array that is missing, not numeric or of the
+    wrong shape.
+
+    Parameters
+    ----------
+    arrays
+        Arrays by name.
+    shapes
+        Expected shape by name (``NAME?``: optional); a dimension is an int, a key of ``sizes`` or
+        ``"*"``.
+    sizes
+        Sizes of the named dimensions.
+    owner
+        Who needs the arrays (for the message).
+
+    Examples
+    --------
+    >>> check_array_shapes({"offset": np.zeros(3)}, {"offset": ("genes",)}, {"genes": 3}, "m")
+    >>> check_array_shapes({"offset": np.zeros(2)}, {"offset": ("genes",)}, {"genes": 3}, "m")
+    Traceback (most recent call last):
+    ...
+    ValueError: array 'offset' of model m has shape (2,), expected (3,) (genes)
+    """
+    for key, shape in shapes.items():
+        name = key.removesuffix("?")
+        if name not in arrays:
+            if key.endswith("?"):
+                continue
+            raise ValueError(f"array {name!r} that model {owner} needs is missing")
+        value = arrays[name]
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"array {name!r} of model {owner} is not numeric ({value.dtype})")
+        want = tuple(d if isinstance(d, int) or d == "*" else sizes[d] for d in shape)
+        if len(want) != value.ndim or any(
+            w != "*" and w != got for w, got in zip(want, value.shape, strict=True)
+        ):
+            names = ", ".join(str(d) for d in shape if isinstance(d, str) and d != "*")
+            expected = "(" + ", ".join(str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
+            raise ValueError(
+                f"array {name!r} of model {owner} has shape {tuple(value.shape)}, expected "
+                f"{expected}" + (f" ({names})" if names else "")
+            )
 
 
 def register(cls: type[Model]) -> type[Model]:
@@ -409,8 +488,96 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+#: What config.json must hold for a model to be loaded: key path to the accepted JSON types.
+_CONFIG_SCHEMA: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "params": (dict,),
+    "formulation": (str,),
+    "openness": (dict,),
+    "openness.depth": (bool,),
+    "openness.log1p": (bool,),
+    "openness.quantile": (bool,),
+    "openness.n_quantiles": (int,),
+    "expression": (dict,),
+    "expression.transform": (str,),
+    "expression.standardize": (bool,),
+    "genes": (dict,),
+    "genes.ids": (list,),
+    "genes.names": (list,),
+    "genes.chroms": (list,),
+    "dataset": (dict,),
+    "dataset.geometry": (dict,),
+    "dataset.geometry.flank": (int,),
+    "dataset.geometry.bin_size": (int,),
+    "dataset.geometry.aggregate": (str,),
+    "dataset.geometry.n_bins": (int,),
+    "dataset.genes": (dict,),
+    "dataset.genes.n": (int,),
+    "dataset.genes.checksum": (str,),
+    "split": (dict,),
+    "split.config": (dict,),
+    "split.sample_roles": (dict,),
+    "group_names": (list,),
+}
+_JSON_TYPE = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true/false",
+    int: "an integer",
+}
+_EDITED = "config.json was edited or damaged: restore it from the training run, or retrain"
+
+
+def _check_config(config: Any, path: Path) -> None:
+    """Raise :class:`InputError` naming the first key of config.json that is missing or has the
+    wrong type (see :data:`_CONFIG_SCHEMA`)."""
+    if not isinstance(config, dict):
+        raise InputError(
+            f"config.json is {_JSON_TYPE.get(type(config), type(config).__name__)}, not a JSON "
+            "object",
+            path=path,
+            fix=_EDITED,
+        )
+    for key, types in _CONFIG_SCHEMA.items():
+        value: Any = config
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise InputError(f"key {key!r} is missing", path=path, fix=_EDITED)
+            value = value[part]
+        # bool is an int in Python: an integer key must not accept true/false
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise InputError(
+                f"key {key!r} must be {' or '.join(_JSON_TYPE[t] for t in types)}",
+                path=path,
+                fix=_EDITED,
+            )
+    genes = config["genes"]
+    lengths = {k: len(genes[k]) for k in ("ids", "names", "chroms")}
+    if len(set(lengths.values())) != 1 or genes.get("n", lengths["ids"]) != lengths["ids"]:
+        raise InputError(
+            f"genes: n, ids, names and chroms disagree ({genes.get('n')}, "
+            f"{', '.join(str(v) for v in lengths.values())})",
+            path=path,
+            fix=_EDITED,
+        )
+    if config["formulation"] not in ("deviation", "raw"):
+        raise InputError(
+            f"formulation {config['formulation']!r} is neither deviation nor raw",
+            path=path,
+            fix=_EDITED,
+        )
+
+
 def read_config(directory: str | Path) -> dict[str, Any]:
-    """The ``config.json`` of MODEL_DIR (validated to be a chromexpr model)."""
+    """The ``config.json`` of MODEL_DIR, checked to be a complete chromexpr model configuration.
+
+    Raises
+    ------
+    InputError
+        No such directory or file, unreadable JSON, another format or a newer version, or a key
+        missing or of the wrong type (the message names config.json and the key).
+    """
     d = Path(directory)
     path = d / CONFIG_JSON
     if not d.is_dir():
@@ -420,57 +587,231 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError("not a chromexpr model directory (no config.json)", path=d)
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_bytes())
     except json.JSONDecodeError as exc:
-        raise InputError(f"unreadable config.json ({exc.msg})", path=path) from None
+        raise InputError(
+            f"unreadable config.json (line {exc.lineno}: {exc.msg})", path=path, fix=_EDITED
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError("config.json is not text", path=path, fix=_EDITED) from None
+    if not isinstance(config, dict):
+        _check_config(config, path)  # says what it is instead of an object
     if config.get("format") != MODEL_FORMAT:
         raise InputError("not a chromexpr model (config.json has no model format)", path=path)
-    if int(config.get("format_version", 0)) > MODEL_FORMAT_VERSION:
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError("key 'format_version' must be an integer", path=path, fix=_EDITED)
+    if version > MODEL_FORMAT_VERSION:
         raise InputError("model written by a newer chromexpr", path=path, fix="upgrade chromexpr")
+    _check_config(config, path)
     return config
 
 
+#: Errors numpy and zipfile raise on an archive that is damaged (never shown to the user as they
+#: are: numpy's message about pickled data suggests an unsafe way of loading).
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of ``model.npz``, read without pickle; an InputError naming the file when it
+    is missing, empty, truncated, not an archive or holds Python objects."""
+    fix = "the file is damaged: restore MODEL_DIR from the training run, or retrain"
+    if not path.is_file():
+        raise InputError("missing (the model arrays)", path=path, fix=fix)
+    if path.stat().st_size == 0:
+        raise InputError("empty file (the model arrays)", path=path, fix=fix)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise InputError("not a numpy .npz archive", path=path, fix=fix)
+            return {k: npz[k] for k in npz.files}
+    except _NPZ_ERRORS as exc:
+        if isinstance(exc, ValueError) and "bject arrays" in str(exc):
+            what = "holds Python objects, which chromexpr never writes and refuses to load"
+        elif isinstance(exc, ValueError | zipfile.BadZipFile | EOFError):
+            what = "not a complete numpy .npz archive (truncated or damaged)"
+        else:
+            what = f"unreadable ({type(exc).__name__})"
+        raise InputError(what, path=path, fix=fix) from None
+
+
+def _check_common_arrays(arrays: dict[str, np.ndarray], config: dict[str, Any]) -> None:
+    """The arrays every model has, against config.json (raises ValueError naming the array)."""
+    n_genes = len(config["genes"]["ids"])
+    n_bins = int(config["dataset"]["geometry"]["n_bins"])
+    n_dataset = int(config["dataset"]["genes"]["n"])
+    shapes: dict[str, tuple[int | str, ...]] = {
+        "train_mean": ("genes",),
+        "dataset_gene_index": ("genes",),
+        "expr_mean": ("genes",),
+        "expr_scale": ("genes",),
+        "openness_depth_target": (),
+        "bins?": ("*",),
+        "openness_reference?": ("*",),
+    }
+    check_array_shapes(arrays, shapes, {"genes": n_genes}, str(config["model"]))
+    index = arrays["dataset_gene_index"]
+    if index.dtype.kind not in "iu" or (
+        index.size and (index.min() < 0 or index.max() >= n_dataset)
+    ):
+        raise ValueError(
+            f"array 'dataset_gene_index' is not a list of gene rows of the {n_dataset}-gene "
+            "dataset recorded in config.json"
+        )
+    bins = arrays.get("bins")
+    if bins is not None and (
+        bins.dtype.kind not in "iu" or (bins.size and (bins.min() < 0 or bins.max() >= n_bins))
+    ):
+        raise ValueError(f"array 'bins' is not a list of bins of the {n_bins}-bin geometry")
+
+
+def _damaged(path: Path, problem: str) -> InputError:
+    return InputError(
+        problem, path=path, fix="restore MODEL_DIR from the training run, or retrain the model"
+    )
+
+
+#: Errors a model's own loading code raises on arrays or files it cannot use.
+_LOAD_ERRORS = (KeyError, ValueError, IndexError, TypeError, RuntimeError, AttributeError)
+
+
+def _load_extra(model: Model, directory: Path, config: dict[str, Any]) -> None:
+    """``model.load_extra`` with its failures (e.g. torch on a damaged or malicious
+    ``weights.pt``) turned into one line naming the file; never a message that suggests an
+    unsafe way of loading."""
+    import pickle
+
+    extra = [f for f in config.get("files", []) if isinstance(f, str) and f != ARRAYS_NPZ]
+    where = directory / extra[0] if len(extra) == 1 else directory
+    try:
+        model.load_extra(directory)
+    except InputError:
+        raise
+    except pickle.UnpicklingError:
+        raise _damaged(
+            where,
+            "holds something other than plain tensors (damaged bytes or a pickled Python "
+            "object): refused, nothing in it ran",
+        ) from None
+    except EOFError:
+        raise _damaged(where, "empty file") from None
+    except (OSError, *_LOAD_ERRORS) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = lines[0] if lines else type(exc).__name__
+        fit = [
+            line
+            for line in lines
+            if line.startswith(("size mismatch", "Missing key", "Unexpected key"))
+        ]
+        if "PytorchStreamReader" in text or "zip archive" in text:
+            problem = "truncated or damaged (not a complete torch archive)"
+        elif fit:
+            problem = f"does not fit the network config.json describes ({fit[0][:200]})"
+        else:
+            problem = f"cannot be loaded ({type(exc).__name__}: {text[:200]})"
+        raise _damaged(where, problem) from None
+
+
 def load_model(directory: str | Path) -> FittedModel:
-    """Load a fitted model saved by :func:`save_model` (numpy arrays without pickle; torch weights
-    only)."""
+    """Load and check a fitted model saved by :func:`save_model`.
+
+    MODEL_DIR is checked as a whole before it is used: config.json's keys and types, the arrays
+    every model has (``train_mean``... of one value per modelled gene), the model's own arrays
+    (:meth:`Model.validate_arrays`), its extra files (read without running code: numpy arrays
+    without pickle, torch weights only), and a prediction on an all-zero input of the recorded
+    shape. Whatever is wrong is one :class:`InputError` naming the file.
+    """
     d = Path(directory)
     config = read_config(d)
-    cls = get_model_class(config["model"])
-    model = cls(make_params(cls, config.get("params", {})))
+    config_path = d / CONFIG_JSON
+    npz_path = d / ARRAYS_NPZ
     try:
-        with np.load(d / ARRAYS_NPZ, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable model arrays ({exc})", path=d / ARRAYS_NPZ) from None
-    model.load_arrays(
-        {k[len("model__") :]: v for k, v in arrays.items() if k.startswith("model__")}
+        cls = get_model_class(config["model"])
+    except InputError as exc:
+        raise InputError(str(exc), path=config_path, fix=_EDITED) from None
+    try:
+        model = cls(make_params(cls, config["params"]))
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"params of model {cls.name} are invalid ({exc})", path=config_path, fix=_EDITED
+        ) from None
+    arrays = _read_arrays(npz_path)
+    own = {k[len("model__") :]: v for k, v in arrays.items() if k.startswith("model__")}
+    geometry = config["dataset"]["geometry"]
+    n_genes = len(config["genes"]["ids"])
+    n_features = int(arrays["bins"].size) if "bins" in arrays else int(geometry["n_bins"])
+    mismatch = (
+        f"(config.json names model {cls.name}; were the files of two models mixed, or "
+        "config.json edited?)"
     )
-    model.load_extra(d)
-    op = dict(config["openness"])
-    oconf = OpennessConfig(**{k: op[k] for k in ("depth", "log1p", "quantile", "n_quantiles")})
-    genes = pd.DataFrame(
-        {
-            "gene_id": config["genes"]["ids"],
-            "gene_name": config["genes"]["names"],
-            "chrom": config["genes"]["chroms"],
-            "dataset_index": arrays["dataset_gene_index"],
-        }
-    )
-    return FittedModel(
-        model=model,
-        formulation=config["formulation"],
-        openness=FittedOpenness.from_arrays(oconf, arrays),
-        expression_kind=config["expression"]["transform"],
-        scaler=ExpressionScaler.from_arrays(bool(config["expression"]["standardize"]), arrays),
-        genes=genes,
-        train_mean=np.asarray(arrays["train_mean"], dtype=np.float64),
-        split=Split.from_dict(config["split"]),
-        geometry=dict(config["dataset"]["geometry"]),
-        dataset_genes=dict(config["dataset"]["genes"]),
-        bins=arrays.get("bins"),
-        group_names=list(config.get("group_names", [])),
-        record={k: config[k] for k in ("provenance", "fold") if k in config},
-    )
+    try:
+        _check_common_arrays(arrays, config)
+    except ValueError as exc:
+        raise _damaged(npz_path, str(exc)) from None
+    try:
+        model.validate_arrays(own, n_genes=n_genes, n_features=n_features)
+        model.load_arrays(own)
+    except _LOAD_ERRORS as exc:
+        problem = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, KeyError):
+            problem = f"array {problem!r} that model {cls.name} needs is missing"
+        raise _damaged(npz_path, f"{problem} {mismatch}") from None
+    _load_extra(model, d, config)
+    op = config["openness"]
+    try:
+        oconf = OpennessConfig(**{k: op[k] for k in ("depth", "log1p", "quantile", "n_quantiles")})
+        split = Split.from_dict(config["split"])
+        genes = pd.DataFrame(
+            {
+                "gene_id": config["genes"]["ids"],
+                "gene_name": config["genes"]["names"],
+                "chrom": config["genes"]["chroms"],
+                "dataset_index": arrays["dataset_gene_index"].astype(np.int64),
+            }
+        )
+        fitted = FittedModel(
+            model=model,
+            formulation=config["formulation"],
+            openness=FittedOpenness.from_arrays(oconf, arrays),
+            expression_kind=config["expression"]["transform"],
+            scaler=ExpressionScaler.from_arrays(bool(config["expression"]["standardize"]), arrays),
+            genes=genes,
+            train_mean=np.asarray(arrays["train_mean"], dtype=np.float64),
+            split=split,
+            geometry=dict(geometry),
+            dataset_genes=dict(config["dataset"]["genes"]),
+            bins=arrays.get("bins"),
+            group_names=list(config.get("group_names", [])),
+            record={k: config[k] for k in ("provenance", "fold") if k in config},
+        )
+    except (*_LOAD_ERRORS, InputError) as exc:
+        raise InputError(f"cannot be used ({exc})", path=config_path, fix=_EDITED) from None
+    _probe(fitted, n_features, d)
+    return fitted
+
+
+def _probe(fitted: FittedModel, n_features: int, directory: Path) -> None:
+    """Predict an all-zero input for the first and last modelled gene: arrays or weights that do
+    not fit the recorded shapes fail here, at load, not halfway through a run."""
+    n_genes = len(fitted.genes)
+    if n_genes == 0:
+        raise InputError("the model has no genes", path=directory / CONFIG_JSON, fix=_EDITED)
+    genes = np.unique(np.asarray([0, n_genes - 1], dtype=np.int64))
+    x = np.zeros((genes.size, 1, n_features if fitted.model.reads_openness else 0), np.float32)
+    try:
+        out = np.asarray(fitted.model.predict(x, genes, np.zeros(1, dtype=np.int64)))
+    except _LOAD_ERRORS as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _damaged(
+            directory,
+            f"the model's files do not fit together: a test prediction failed ({text[:200]})",
+        ) from None
+    if out.shape != (genes.size, 1):
+        raise _damaged(
+            directory,
+            f"the model's files do not fit together: a test prediction has shape {out.shape}, "
+            f"expected {(genes.size, 1)}",
+        )
 
 
 def fold_directories(directory: str | Path) -> list[Path]:

@@ -45,6 +45,7 @@ class MeanModel(Model):
     name: ClassVar[str] = "mean"
     Params: ClassVar[type] = MeanParams
     reads_openness: ClassVar[bool] = False
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {"level": ("genes",)}
 
     def __init__(self, params: MeanParams | None = None) -> None:
         super().__init__(params)
@@ -106,6 +107,11 @@ class ActivityModel(Model):
 
     name: ClassVar[str] = "activity"
     Params: ClassVar[type] = ActivityParams
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {
+        "weights": ("features",),
+        "offset": ("genes",),
+        "slope": (),
+    }
 
     def __init__(self, params: ActivityParams | None = None) -> None:
         super().__init__(params)

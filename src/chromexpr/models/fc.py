@@ -144,6 +144,14 @@ class FcModel(Model):
     name: ClassVar[str] = "fc"
     Params: ClassVar[type] = FcParams
     uses_dev: ClassVar[bool] = True
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {
+        "offset": ("genes",),
+        "y_scale": (),
+        "y_shift": (),
+        "shape": (2,),
+        "x_centre?": ("genes", "features"),
+        "backbone_pos?": ("*",),
+    }
 
     def __init__(self, params: FcParams | None = None) -> None:
         super().__init__(params)

@@ -171,6 +171,13 @@ class PooledLasso(Model):
 
     name: ClassVar[str] = "lasso"
     Params: ClassVar[type] = PooledLassoParams
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {
+        "coef": ("features",),
+        "offset": ("genes",),
+        "alphas": ("*",),
+        "cv_mse": ("*",),
+        "alpha": (),
+    }
 
     def __init__(self, params: PooledLassoParams | None = None) -> None:
         super().__init__(params)
@@ -447,6 +454,17 @@ class GeneLasso(Model):
     name: ClassVar[str] = "lasso-gene"
     Params: ClassVar[type] = GeneLassoParams
     per_gene: ClassVar[bool] = True
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {
+        "coef_gene": ("*",),
+        "coef_bin": ("*",),
+        "coef_value": ("*",),
+        "shape": (2,),
+        "intercept": ("genes",),
+        "alpha": ("genes",),
+        "cv_r": ("genes",),
+        "kernels": ("*", "features"),
+        "profile": ("*",),
+    }
     formulations: ClassVar[tuple[str, ...]] = ("deviation",)
 
     def __init__(self, params: GeneLassoParams | None = None) -> None:
