@@ -17,6 +17,7 @@ import pytest
 from chromexpr.errors import InputError
 from chromexpr.simulate import SimulationConfig, SimulationResult, simulate
 from chromexpr.simulate.config import parse_formats
+from chromexpr.simulate.lineage import balanced_tree, lineage_tree, star_tree
 
 #: A small simulation: 3 chromosome segments, 3 groups, auto peak density.
 SMALL = SimulationConfig(n_genes=300, n_samples=15, n_groups=3, n_no_expression=2, seed=7)
@@ -64,6 +65,9 @@ def test_config_round_trips_through_json() -> None:
         ),
         ({"peaks_per_sample": 0}, "--peaks-per-sample must be at least 1"),
         ({"distal_components": (0.5, 0.5, 0.5)}, "summing to 1"),
+        ({"lineage": "bush"}, "unknown lineage 'bush'"),
+        ({"lineage_strength": 1.5}, "lineage_strength must be in [0, 1]"),
+        ({"programme_share": 1.0}, "programme_share must be in [0, 1)"),
     ],
 )
 def test_bad_parameters_raise_one_line_input_errors(
@@ -112,6 +116,8 @@ def test_every_output_exists(sim: Simulated) -> None:
         "truth/peaks.tsv.gz",
         "truth/expression_noise_free.tsv",
         "truth/expression_all.tsv",
+        "truth/lineage.nwk",
+        "truth/programme.tsv",
         "provenance.json",
         *(f"bigwig/{n}.bw" for n in names),
         *(f"peaks/{n}.narrowPeak" for n in names),
@@ -292,10 +298,16 @@ def test_links_bedpe(sim: Simulated) -> None:
 
 
 def test_provenance_records_the_config(sim: Simulated) -> None:
-    out, _ = sim
+    out, result = sim
     record = json.loads((out / "provenance.json").read_text())
     assert record["step"] == "simulate"
     assert SimulationConfig.from_dict(record["parameters"]) == SMALL
+    # 3 groups: ct01 and ct02 are siblings (share 0.95 of their variance), ct03 meets them at the
+    # root
+    tree = "((ct01:0.05,ct02:0.05):0.95,ct03:1);"
+    assert record["parameters"]["lineage"] == "tree"
+    assert record["derived"]["lineage"] == result.lineage == tree
+    assert (out / "truth/lineage.nwk").read_text() == tree + "\n"
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:
@@ -432,6 +444,177 @@ def test_noise_ceiling_beats_a_distance_only_score(sim: Simulated) -> None:
     distance = np.nanmedian(rows_r(y.loc[varied].to_numpy(), np.log1p(score)))
     assert ceiling > 0.8
     assert distance < ceiling - 0.3
+
+
+# -------------------- lineage and trans programme
+
+
+def test_lineage_trees_have_the_documented_covariance() -> None:
+    six = balanced_tree(6, strength=0.6)
+    assert six.newick([f"g{i}" for i in range(6)]) == (
+        "(((g0:0.4,g1:0.4):0.3,g2:0.7):0.3,((g3:0.4,g4:0.4):0.3,g5:0.7):0.3);"
+    )
+    expected = np.array(
+        [
+            [1.0, 0.6, 0.3, 0.0, 0.0, 0.0],
+            [0.6, 1.0, 0.3, 0.0, 0.0, 0.0],
+            [0.3, 0.3, 1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0, 0.6, 0.3],
+            [0.0, 0.0, 0.0, 0.6, 1.0, 0.3],
+            [0.0, 0.0, 0.0, 0.3, 0.3, 1.0],
+        ]
+    )
+    np.testing.assert_allclose(six.covariance(), expected, atol=1e-12)
+    # traits drawn along the tree have that covariance
+    draws = six.draw(np.random.default_rng(0), 40_000)
+    np.testing.assert_allclose(np.cov(draws.T), expected, atol=0.03)
+    np.testing.assert_allclose(draws.mean(axis=0), 0.0, atol=0.02)
+    # no lineage, strength 0 and a single group: independent unit traits
+    np.testing.assert_array_equal(star_tree(4).covariance(), np.eye(4))
+    np.testing.assert_allclose(balanced_tree(5, strength=0.0).covariance(), np.eye(5))
+    assert lineage_tree("independent", 3, strength=0.9).newick(["a", "b", "c"]) == "(a:1,b:1,c:1);"
+    one = balanced_tree(1, strength=0.9)
+    assert one.newick(["a"]) == "(a:1);"
+    assert one.draw(np.random.default_rng(1), 30_000).std() == pytest.approx(1.0, abs=0.02)
+
+
+#: Four groups of four samples, counts only: ct01/ct02 and ct03/ct04 are siblings on the tree.
+FOUR = SimulationConfig(
+    n_genes=300, n_samples=16, n_groups=4, n_no_expression=0, seed=3, formats=("counts",)
+)
+
+
+@pytest.fixture(scope="module")
+def four_groups(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same design with the lineage tree and with independent groups (programme share 0.2)."""
+    root = tmp_path_factory.mktemp("lineage")
+    independent = SimulationConfig.from_dict(
+        {**FOUR.to_dict(), "lineage": "independent", "programme_share": 0.2}
+    )
+    simulate(FOUR, root / "tree")
+    simulate(independent, root / "independent")
+    return {"tree": root / "tree", "independent": root / "independent"}
+
+
+def _log_counts(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """log1p(CPM) of the consensus-peak counts (peaks x samples) and each sample's group."""
+    table = pd.read_csv(out / "counts/consensus_peaks.featureCounts.txt", sep="\t", skiprows=1)
+    counts = table.iloc[:, 6:].astype(float)
+    counts.columns = [c.removesuffix(".mLb.clN.sorted.bam") for c in counts.columns]
+    counts.index = table["Geneid"]
+    groups = _read_tsv(out / "truth/samples.tsv").set_index("sample").loc[counts.columns, "group"]
+    return np.log1p(counts / counts.sum(axis=0) * 1e6), groups.to_numpy()
+
+
+def _group_profile_correlation(out: Path) -> pd.DataFrame:
+    """Correlation of the groups' mean profiles over group-specific peaks (centred per peak)."""
+    x, groups = _log_counts(out)
+    peaks = _read_tsv(out / "truth/peaks.tsv.gz")
+    x = x.loc[x.index.isin(peaks.loc[peaks["component"] == "group", "consensus_name"])]
+    means = x.T.groupby(groups).mean().T
+    return means.sub(means.mean(axis=1), axis=0).corr()
+
+
+def test_sibling_groups_share_accessibility(four_groups: dict[str, Path]) -> None:
+    tree = _group_profile_correlation(four_groups["tree"])
+    sibling = [tree.loc["ct01", "ct02"], tree.loc["ct03", "ct04"]]
+    cousin = [tree.loc[a, b] for a in ("ct01", "ct02") for b in ("ct03", "ct04")]
+    assert min(sibling) > 0.5 and max(cousin) < -0.6, tree
+    # without the tree, every pair of centred group profiles sits near -1/3
+    flat = _group_profile_correlation(four_groups["independent"]).to_numpy()
+    off = flat[~np.eye(4, dtype=bool)]
+    assert np.abs(off + 1 / 3).max() < 0.1, flat
+
+
+def _programme_share(out: Path) -> np.ndarray:
+    """Per gene: var(programme) / (var(cis) + var(programme)) over samples, from the files.
+
+    The noise-free ``y*`` is read back as log2(TPM) of genes above 500 TPM in every sample (where
+    ``2^y - 1`` is close to ``2^y``), centred per sample to undo most of the TPM renormalisation;
+    the cis part is ``y*`` minus the programme of the sample's group.
+    """
+    samples = _read_tsv(out / "truth/samples.tsv")
+    free = _read_tsv(out / "truth/expression_noise_free.tsv").set_index("gene_id")
+    tpm = free[samples["sample"].tolist()].to_numpy(dtype=float)
+    programme = _read_tsv(out / "truth/programme.tsv").set_index("gene_id")
+    high = (tpm > 500).all(axis=1)
+    y = np.log2(tpm[high])
+    y -= np.median(y - y.mean(axis=1, keepdims=True), axis=0)
+    per_sample = programme[samples["group"].tolist()].to_numpy()[high]
+    return per_sample.var(axis=1) / (per_sample.var(axis=1) + (y - per_sample).var(axis=1))
+
+
+def test_programme_makes_up_the_configured_share_of_each_gene() -> None:
+    """Exactly: the programme has share / (1 - share) of the cis part's variance, gene by gene."""
+    from chromexpr.simulate.expression import trans_programme
+
+    rng = np.random.default_rng(5)
+    cis = rng.normal(size=(200, 12)) * rng.lognormal(0.0, 1.0, size=(200, 1)) + 3.0
+    cis[0] = 2.0  # a gene without cis variation gets no programme
+    groups = np.repeat(np.arange(4), 3)
+    tree = balanced_tree(4, strength=0.9)
+    programme = trans_programme(cis, groups, tree, share=0.3, rng=rng)
+    assert programme.shape == (200, 4)
+    per_sample = programme[:, groups]
+    np.testing.assert_allclose(per_sample.mean(axis=1), 0.0, atol=1e-12)  # means unchanged
+    share = per_sample.var(axis=1)[1:] / (per_sample.var(axis=1) + cis.var(axis=1))[1:]
+    np.testing.assert_allclose(share, 0.3, rtol=1e-9)
+    assert not programme[0].any()
+    assert not trans_programme(cis, groups, tree, share=0.0, rng=rng).any()
+
+
+def test_programme_share_matches_the_config_in_the_files(
+    sim: Simulated, four_groups: dict[str, Path]
+) -> None:
+    for out, wanted in ((sim[0], SMALL.programme_share), (four_groups["independent"], 0.2)):
+        share = _programme_share(out)
+        assert share.size > 50
+        # the TPM renormalisation leaves a little cis-like variance: the share reads a bit low
+        assert wanted - 0.05 < np.median(share) < wanted + 0.01, np.median(share)
+        genes = _read_tsv(out / "truth/genes.tsv")  # the truth table states the exact split
+        exact = genes["programme_sd"] ** 2 / (genes["programme_sd"] ** 2 + genes["cis_sd"] ** 2)
+        assert exact[genes["cis_sd"] > 0].to_numpy() == pytest.approx(wanted, rel=1e-4)
+    # programmes of sibling groups move together across genes (each gene scaled to unit sd)
+    programme = _read_tsv(four_groups["tree"] / "truth/programme.tsv").iloc[:, 2:]
+    unit = programme.div(programme.std(axis=1), axis=0).corr()
+    assert unit.loc["ct01", "ct02"] > 0.4 and unit.loc["ct03", "ct04"] > 0.4, unit
+    assert unit.loc["ct01", "ct03"] < -0.5 and unit.loc["ct02", "ct04"] < -0.5, unit
+
+
+def _neighbours_r(out: Path) -> float:
+    """Median within-gene r of a leave-one-group-out neighbours predictor (pooled over folds).
+
+    A held-out sample's expression deviation is predicted as the mean of the training samples'
+    deviations weighted by the positive part of the correlation of their accessibility deviations
+    (EVALUATION.md, item 7).
+    """
+    x, groups = _log_counts(out)
+    y = _log_expression(out / "expression/salmon.merged.gene_tpm.tsv")[list(x.columns)]
+    x, y = x.to_numpy(), y.to_numpy()
+    predicted, observed = np.zeros_like(y), np.zeros_like(y)
+    for group in np.unique(groups):
+        test, train = groups == group, groups != group
+        x_dev = x - x[:, train].mean(axis=1, keepdims=True)
+        y_dev = y - y[:, train].mean(axis=1, keepdims=True)
+        r = np.corrcoef(x_dev[:, test].T, x_dev[:, train].T)[: test.sum(), test.sum() :]
+        weights = np.maximum(r, 0.0)
+        predicted[:, test] = y_dev[:, train] @ (weights / weights.sum(axis=1, keepdims=True)).T
+        observed[:, test] = y_dev[:, test]
+    varied = y.std(axis=1) > 0.3
+    p = predicted[varied] - predicted[varied].mean(axis=1, keepdims=True)
+    o = observed[varied] - observed[varied].mean(axis=1, keepdims=True)
+    return float(
+        np.median((p * o).sum(axis=1) / np.sqrt((p * p).sum(axis=1) * (o * o).sum(axis=1)))
+    )
+
+
+def test_neighbours_predict_held_out_groups_only_along_the_lineage(
+    four_groups: dict[str, Path],
+) -> None:
+    """The structure a ``neighbors`` model uses: a held-out group resembles its sibling."""
+    along_tree = _neighbours_r(four_groups["tree"])  # 0.47 at the time of writing
+    unrelated = _neighbours_r(four_groups["independent"])  # 0.10
+    assert along_tree > 0.4 and unrelated < 0.2 and along_tree - unrelated > 0.25
 
 
 # -------------------- streaming
