@@ -65,9 +65,9 @@ def test_config_round_trips_through_json() -> None:
         ),
         ({"peaks_per_sample": 0}, "--peaks-per-sample must be at least 1"),
         ({"distal_components": (0.5, 0.5, 0.5)}, "summing to 1"),
-        ({"lineage": "bush"}, "unknown lineage 'bush'"),
-        ({"lineage_strength": 1.5}, "lineage_strength must be in [0, 1]"),
-        ({"programme_share": 1.0}, "programme_share must be in [0, 1)"),
+        ({"lineage": "bush"}, "unknown --lineage 'bush'"),
+        ({"lineage_strength": 1.5}, "--lineage-strength must be in [0, 1]"),
+        ({"programme_share": 1.0}, "--programme-share must be in [0, 1)"),
     ],
 )
 def test_bad_parameters_raise_one_line_input_errors(
@@ -716,9 +716,16 @@ def test_cli_simulate_and_annotation_round_trip(tmp_path: Path, cli) -> None:
         "peaks",
         "--seed",
         5,
+        "--lineage",
+        "independent",
+        "--programme-share",
+        0.25,
         "--quiet",
     )
     assert (first / "peaks").is_dir() and not (first / "bigwig").exists()
+    parameters = json.loads((first / "provenance.json").read_text())["parameters"]
+    assert (parameters["lineage"], parameters["programme_share"]) == ("independent", 0.25)
+    assert (first / "truth/lineage.nwk").read_text() == "(ct01:1);\n"
     # the simulated GTF drives a second simulation with the same genes at the same TSSs
     second = tmp_path / "second"
     with _ignore_pyranges_inplace():
@@ -753,6 +760,8 @@ def test_cli_simulate_and_annotation_round_trip(tmp_path: Path, cli) -> None:
         (["--genes", "0"], "--genes must be at least 1"),
         (["--samples", "2", "--groups", "3"], "exceeds --samples"),
         (["--format", "bigwig,cram"], "unknown output format 'cram'"),
+        (["--lineage", "bush"], "unknown --lineage 'bush'"),
+        (["--programme-share", "1"], "--programme-share must be in [0, 1)"),
     ],
 )
 def test_cli_bad_options_fail_cleanly(

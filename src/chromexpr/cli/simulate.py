@@ -47,6 +47,27 @@ def simulate_command(
             help="Samples with accessibility only (their expression goes to truth/).",
         ),
     ] = 2,
+    lineage: Annotated[
+        str,
+        typer.Option(
+            "--lineage",
+            help="How groups are related: tree (balanced lineage tree) or independent.",
+        ),
+    ] = "tree",
+    lineage_strength: Annotated[
+        float,
+        typer.Option(
+            "--lineage-strength", help="Share of variance sibling groups have in common (0-1)."
+        ),
+    ] = 0.95,
+    programme_share: Annotated[
+        float,
+        typer.Option(
+            "--programme-share",
+            help="Share of noise-free expression variance from a trans programme along the "
+            "lineage (0-1).",
+        ),
+    ] = 0.5,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -71,6 +92,9 @@ def simulate_command(
             seed=seed,
             annotation=str(annotation) if annotation is not None else None,
             formats=parse_formats(formats),
+            lineage=lineage,  # type: ignore[arg-type]  # validated by SimulationConfig
+            lineage_strength=lineage_strength,
+            programme_share=programme_share,
         )
         result = simulate(config, output, force=force, workers=threads)
         logger.info(result.summary())

@@ -246,16 +246,16 @@ class SimulationConfig:
         need(0 <= self.seed < 2**63, f"--seed must be in [0, 2^63) (got {self.seed})")
         need(
             self.lineage in LINEAGES,
-            f"unknown lineage {self.lineage!r}",
+            f"unknown --lineage {self.lineage!r}",
             f"choose from {', '.join(LINEAGES)}",
         )
         need(
             0.0 <= self.lineage_strength <= 1.0,
-            f"lineage_strength must be in [0, 1] (got {self.lineage_strength})",
+            f"--lineage-strength must be in [0, 1] (got {self.lineage_strength})",
         )
         need(
             0.0 <= self.programme_share < 1.0,
-            f"programme_share must be in [0, 1) (got {self.programme_share})",
+            f"--programme-share must be in [0, 1) (got {self.programme_share})",
         )
         need(self.window >= 1_000, f"window must be at least 1000 bp (got {self.window})")
         need(self.genes_per_segment >= 1, "genes_per_segment must be at least 1")
