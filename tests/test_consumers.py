@@ -49,7 +49,8 @@ def test_bedpe_score_is_bed_integer_with_raw_score_kept(attribution: Attribution
     raw = links["raw_score"].to_numpy()
     assert raw.max() < 1  # the scores that broke IGV before
     expected = 1 + np.rint(999 * raw / raw.max())
-    np.testing.assert_array_equal(links["score"], expected)
+    # raw_score is written with 6 significant digits: a score at a .5 boundary may round either way
+    np.testing.assert_allclose(links["score"], expected, rtol=0, atol=1)
 
 
 @pytest.mark.slow

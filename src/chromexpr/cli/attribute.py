@@ -29,6 +29,11 @@ class BaselineChoice(str, Enum):
     mean = "mean"
 
 
+class LinkScoreChoice(str, Enum):
+    contact = "contact"
+    attribution = "attribution"
+
+
 class CombineChoice(str, Enum):
     sum = "sum"
     mean = "mean"
@@ -82,6 +87,20 @@ def attribute_command(
         ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Linked bins per gene.")] = 10,
+    link_score: Annotated[
+        LinkScoreChoice,
+        typer.Option(
+            "--link-score",
+            help="Rank links by activity x contact x model evidence (contact), or by the "
+            "attribution alone.",
+        ),
+    ] = LinkScoreChoice.contact,
+    all_links: Annotated[
+        bool,
+        typer.Option(
+            "--all-links", help="Write every bin with a non-zero link score, not the top-k."
+        ),
+    ] = False,
     per_group: Annotated[
         bool, typer.Option("--per-group", help="One track per sample group instead of per sample.")
     ] = False,
@@ -130,6 +149,8 @@ def attribute_command(
             combine=combine.value,
             resolution=resolution,
             top_k=top_k,
+            link_score=link_score.value,
+            all_links=all_links,
             per_group=per_group,
             batch_size=batch_size,
             n_steps=n_steps,

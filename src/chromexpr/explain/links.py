@@ -20,6 +20,7 @@ from chromexpr.io.bedpe import BEDPE_STANDARD_COLUMNS, bed_scores
 
 __all__ = [
     "BEDPE_COLUMNS",
+    "COMPONENT_COLUMNS",
     "INTERACT_AS",
     "INTERACT_COLUMNS",
     "LINK_COLUMNS",
@@ -47,6 +48,11 @@ LINK_COLUMNS = [
     "share",
 ]
 
+#: Per-link components (from :mod:`chromexpr.explain.contact`), the last BEDPE columns: the bin's
+#: accessibility in the attributed samples, its contact with the TSS, the model's evidence (0..1)
+#: and the mean |attribution|; NaN (``.`` in the file) where the link score did not use them.
+COMPONENT_COLUMNS = ["activity", "contact", "evidence", "mean_abs_attribution"]
+
 #: BEDPE: the 10 standard columns (bedtools), then the link's gene and score details.
 BEDPE_COLUMNS = [
     *BEDPE_STANDARD_COLUMNS,
@@ -60,6 +66,7 @@ BEDPE_COLUMNS = [
     "raw_score",
     "mean_attribution",
     "share",
+    *COMPONENT_COLUMNS,
 ]
 
 #: UCSC interact (bed5+13) columns, in file order.
@@ -103,6 +110,7 @@ def links_table(
     spec: BinSpec,
     *,
     chrom_size: np.ndarray,
+    components: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per (gene, top bin).
 
@@ -122,11 +130,14 @@ def links_table(
         Window geometry.
     chrom_size
         ``(n,)`` length of each gene's chromosome.
+    components
+        Optional ``(n, n_bins)`` arrays named by :data:`COMPONENT_COLUMNS`, added as columns.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`LINK_COLUMNS`; ``share`` is the bin's part of the gene's total mean |attribution|.
+        :data:`LINK_COLUMNS` (then the ``components`` given); ``share`` is the bin's part of the
+        gene's total ``importance``.
 
     Examples
     --------
@@ -168,7 +179,11 @@ def links_table(
             "share": share[keep],
         }
     )
-    return table[LINK_COLUMNS]
+    given = components or {}
+    extra = [c for c in COMPONENT_COLUMNS if c in given]
+    for name in extra:
+        table[name] = np.asarray(given[name], dtype=np.float64)[gene_row, bins]
+    return table[[*LINK_COLUMNS, *extra]]
 
 
 def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
@@ -177,7 +192,9 @@ def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
     The TSS anchor carries the gene's strand, the bin anchor ``.``; ``name`` is the gene name,
     ``score`` the link's ``score`` scaled to BED's integer 1-1000 over the table
     (:func:`~chromexpr.io.bedpe.bed_scores`: what IGV and pyGenomeTracks draw arcs by) and
-    ``raw_score`` the unscaled ``score`` (mean |attribution|).
+    ``raw_score`` the unscaled ``score`` (the contact-aware link score or the mean |attribution|:
+    ``attribution.json`` says which); the :data:`COMPONENT_COLUMNS` come last (NaN where
+    ``links`` lacks them).
     """
     tss_first = links["tss"].to_numpy() < links["bin_start"].to_numpy()
     tss_start = links["tss"].to_numpy(dtype=np.int64)
@@ -210,6 +227,8 @@ def to_bedpe(links: pd.DataFrame) -> pd.DataFrame:
             "share": links["share"].to_numpy(dtype=np.float64),
         }
     )
+    for name in COMPONENT_COLUMNS:
+        out[name] = links[name].to_numpy(dtype=np.float64) if name in links.columns else np.nan
     return out[BEDPE_COLUMNS]
 
 

@@ -41,7 +41,14 @@ from chromexpr.explain.attribution import (
     Target,
     attribute_pairs,
 )
-from chromexpr.explain.coordinates import bin_intervals
+from chromexpr.explain.contact import (
+    CALIBRATION,
+    LinkScore,
+    ScoreParams,
+    contact_link_scores,
+    model_evidence,
+)
+from chromexpr.explain.coordinates import bin_intervals, bin_midpoints
 from chromexpr.explain.links import (
     INTERACT_AS,
     interact_track_line,
@@ -188,6 +195,9 @@ def attribute(
     combine: Combine = "sum",
     resolution: int | None = None,
     top_k: int = 10,
+    link_score: LinkScore = "contact",
+    score_params: ScoreParams | None = None,
+    all_links: bool = False,
     per_group: bool = False,
     batch_size: int = 256,
     n_steps: int = 50,
@@ -221,6 +231,16 @@ def attribute(
         bin edge (about twice as many intervals as gene bins: large files genome-wide).
     top_k
         Bins per gene in the links and in ``per_gene.tsv``.
+    link_score
+        How links are scored and ranked: ``contact`` (default): the chosen samples' mean
+        accessibility at the bin x its contact with the TSS x the model's evidence (mean
+        |attribution|), normalised per gene (:mod:`chromexpr.explain.contact`; it scored best
+        against CRISPRi); ``attribution``: the mean |attribution| alone.
+    score_params
+        Exponents and weight of the ``contact`` score (default: the calibrated ones).
+    all_links
+        Write every bin with a non-zero link score (``contact``: every bin with accessibility)
+        instead of the ``top_k`` best per gene, so that a benchmark can rank every element.
     per_group
         One track per sample group (the mean attribution over the group's samples, then combined
         over genes) instead of one per sample.
@@ -253,6 +273,11 @@ def attribute(
     grid = dataset.spec.bin_size if resolution is None else int(resolution)
     if top_k < 1:
         raise InputError(f"top_k must be at least 1, got {top_k}")
+    if link_score not in get_args(LinkScore):
+        raise InputError(
+            f"unknown link score {link_score!r}; use one of {', '.join(get_args(LinkScore))}"
+        )
+    params = score_params or ScoreParams()
     if dataset.n_samples == 0:
         raise InputError("the dataset has no complete samples", path=dataset.path)
     final = check_writable(output_dir, force=force)
@@ -295,6 +320,9 @@ def attribute(
             combine=combine,
             resolution=grid,
             top_k=top_k,
+            link_score=link_score,
+            score_params=params,
+            all_links=all_links,
             parts=parts,
             profile=profile,
             link_frames=link_frames,
@@ -329,6 +357,9 @@ def attribute(
             "combine": combine,
             "resolution": grid,
             "top_k": top_k,
+            "link_score": link_score,
+            "score_params": params.to_dict() if link_score == "contact" else None,
+            "all_links": all_links,
             "per_group": per_group,
             "samples": [dataset.samples[int(p)] for p in sample_pos],
             "genes": None if genes is None else list(genes),
@@ -354,6 +385,14 @@ def attribute(
                 "off_chromosome_bins": (
                     "bins wholly outside their chromosome are left out of tracks, links and "
                     "summaries; partly outside bins are clipped"
+                ),
+                "link_score": (
+                    "contact: per-gene share of activity ** a x max(distance, d_min) ** -gamma x "
+                    "(1 + w x evidence), activity = mean accessibility of the attributed samples, "
+                    "evidence = mean |attribution| / the gene's largest; parameters in "
+                    f"provenance.parameters.score_params; calibration: {CALIBRATION}"
+                    if link_score == "contact"
+                    else "attribution: mean |attribution| over the attributed samples"
                 ),
                 "coordinates": (
                     "0-based half-open; bin 0 farthest upstream; bin_offset = bin start relative "
@@ -392,6 +431,9 @@ class _Run:
     combine: Combine
     resolution: int
     top_k: int
+    link_score: LinkScore
+    score_params: ScoreParams
+    all_links: bool
     parts: Any
     profile: ProfileAccumulator
     link_frames: list[pd.DataFrame]
@@ -411,6 +453,7 @@ def _attribute_chromosome(
     segments = Segmentation(starts.ravel(), ends.ravel())  # the same for every sample
     abs_sum = np.zeros((n_genes, spec.n_bins), dtype=np.float64)
     signed_sum = np.zeros((n_genes, spec.n_bins), dtype=np.float64)
+    activity_sum = np.zeros((n_genes, spec.n_bins), dtype=np.float64)
     in_flight: dict[int, np.ndarray] = {}
     seen: dict[int, int] = {}
     per_chunk = max(1, options.batch_size // n_genes)
@@ -424,6 +467,9 @@ def _attribute_chromosome(
             options,
             attributor=run.attributor,
         ).reshape(chunk.size, n_genes, spec.n_bins)
+        if run.link_score == "contact":
+            rows = run.dataset.read_rows(np.tile(genes_c, chunk.size), np.repeat(chunk, n_genes))
+            activity_sum += rows.reshape(chunk.size, n_genes, spec.n_bins).sum(axis=0)
         for j, pos in enumerate(chunk):
             a = np.where(valid, attr[j], np.float32(0.0))
             abs_sum += np.abs(a)
@@ -442,14 +488,36 @@ def _attribute_chromosome(
     n = flat.size
     importance, signed = abs_sum / n, signed_sum / n
     top = top_bins(importance, run.top_k, valid=valid)
+    components: dict[str, np.ndarray] = {"mean_abs_attribution": importance}
+    link = importance
+    if run.link_score == "contact":
+        tss_mid = tss[:, None].astype(np.float64) + 0.5
+        scored = contact_link_scores(
+            activity_sum / n,
+            np.abs(bin_midpoints(starts, ends) - tss_mid),
+            params=run.score_params,
+            evidence=model_evidence(importance, valid),
+            valid=valid,
+        )
+        link = scored.pop("score")
+        components.update(scored)
+    if run.all_links:
+        keep = valid & (link > 0)
+        width = max(int(keep.sum(axis=1).max()) if keep.size else 0, 1)
+        link_top = top_bins(link, width, valid=keep)
+    elif run.link_score == "attribution":
+        link_top = top
+    else:
+        link_top = top_bins(link, run.top_k, valid=valid)
     run.link_frames.append(
         links_table(
             table_c,
-            top,
-            importance,
+            link_top,
+            link,
             signed,
             spec,
             chrom_size=np.full(n_genes, chrom_size, dtype=np.int64),
+            components=components,
         )
     )
     run.gene_frames.append(

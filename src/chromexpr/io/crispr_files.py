@@ -70,7 +70,7 @@ _LAYOUTS: dict[str, dict[str, str]] = {
 _OPTIONAL = {"gene_id", "valid", "dataset"}
 
 #: Raw-score columns of a links BEDPE, tried in this order before the BEDPE ``score`` column.
-LINK_SCORE_COLUMNS = ("link_score", "raw_score", "score_raw", "value")
+LINK_SCORE_COLUMNS = ("raw_score", "link_score", "value")
 
 _TRUE = {"true", "t", "1", "yes"}
 _FALSE = {"false", "f", "0", "no"}
