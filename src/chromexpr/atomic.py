@@ -13,15 +13,70 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chromexpr.errors import OutputExistsError
+from chromexpr.errors import InputError, OutputExistsError
 
 
 def check_writable(path: str | Path, *, force: bool) -> Path:
-    """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false."""
+    """Check that ``path`` can be written, before any work is done; return it as a Path.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+    InputError
+        ``path`` cannot be created (see :func:`check_location`).
+    """
     p = Path(path)
     if p.exists() and not force:
         raise OutputExistsError(p)
+    check_location(p)
     return p
+
+
+def check_location(path: str | Path) -> None:
+    """Raise :class:`InputError` if ``path`` cannot be created where it is.
+
+    Every command runs this on its ``--output`` before it reads anything (see
+    :func:`chromexpr.cli._app.command_context`), so that a run never computes for minutes and then
+    fails to write. Existing outputs are :func:`check_writable`'s concern.
+
+    Raises
+    ------
+    InputError
+        A parent of ``path`` is a file (``-o afile/out``) or a broken symbolic link, or the nearest
+        existing parent is not writable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "afile").write_text("x")
+    >>> check_location(d / "new" / "out.tsv")
+    >>> check_location(d / "afile" / "out.tsv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chromexpr.errors.InputError: .../afile: is a file, not a directory: ...
+    """
+    p = Path(path)
+    parent = p.absolute().parent
+    while not parent.exists():
+        if parent.is_symlink():  # a dangling link: mkdir would fail on it
+            raise InputError(
+                f"is a broken symbolic link: cannot create {p} under it",
+                path=parent,
+                fix="choose another -o",
+            )
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(
+            f"is a file, not a directory: cannot create {p} under it",
+            path=parent,
+            fix="choose another -o",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"no permission to write here: cannot create {p}", path=parent, fix="choose another -o"
+        )
 
 
 def _temporary_sibling(path: Path) -> Path:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -48,6 +49,22 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _check_output_option() -> None:
+    """Check where the running command's ``--output`` goes, before it reads anything: a parent
+    that is a file (``-o afile/out``) is one line now, not a traceback after the work."""
+    try:  # typer >= 0.22 runs on its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer, on click itself
+        from click import get_current_context  # type: ignore[no-redef]
+
+    ctx = get_current_context(silent=True)
+    output = None if ctx is None else ctx.params.get("output")
+    if isinstance(output, str | Path) and str(output) != "-":
+        from chromexpr.atomic import check_location
+
+        check_location(output)
+
+
 @contextmanager
 def command_context(
     *, quiet: bool = False, debug: bool = False, threads: int | None = None
@@ -69,6 +86,7 @@ def command_context(
     log.configure(quiet=quiet, debug=debug)
     _set_threads(threads)
     try:
+        _check_output_option()
         yield
     except ChromexprError as exc:
         if debug:
