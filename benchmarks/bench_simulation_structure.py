@@ -13,7 +13,9 @@ Pearson r over genes whose observed ``log2(TPM + 1)`` varies (sd > 0.3), outlier
   standardised peaks): predicted deviations;
 * ``average``: the mean of the two predicted deviations.
 
-Predicted deviations are pooled over the folds before correlating (each fold holds out one group).
+Predicted deviations are pooled over the folds before correlating (each fold holds out one group);
+the ``... in one group`` columns correlate within each held-out group's samples only (the mean over
+groups of the median over genes), as a test set of a single group would.
 Link recovery: average precision of ``|r|`` (accessibility vs expression over every sample with
 expression) and of ``-distance`` at finding the planted links among the consensus peaks 2-100 kb
 from each varying gene's TSS.
@@ -110,8 +112,11 @@ def score(out: Path) -> dict[str, float]:
             beta = np.linalg.solve(zt.T @ zt + np.eye(top.size), zt.T @ target)
             per_gene[g, test] = ((x[peaks[top]][:, test] - mean[top]) / sd[top]).T @ beta
 
-    def median_r(pred: np.ndarray, truth: np.ndarray) -> float:
-        return float(np.nanmedian(_rows_r(pred[varied][:, keep], truth[varied][:, keep])))
+    def median_r(pred: np.ndarray, truth: np.ndarray, samples: np.ndarray = keep) -> float:
+        return float(np.nanmedian(_rows_r(pred[varied][:, samples], truth[varied][:, samples])))
+
+    def in_one_group(pred: np.ndarray) -> float:
+        return float(np.mean([median_r(pred, observed, keep & (groups == g)) for g in set(groups)]))
 
     links = _read(out / "truth/links.bedpe")
     links.columns = [c.lstrip("#") for c in links.columns]
@@ -149,6 +154,8 @@ def score(out: Path) -> dict[str, float]:
         "neighbours": median_r(neighbours, observed),
         "per-gene": median_r(per_gene, observed),
         "average": median_r((neighbours + per_gene) / 2, observed),
+        "neighbours in one group": in_one_group(neighbours),
+        "per-gene in one group": in_one_group(per_gene),
         "links |r|": average_precision(label, np.asarray(by_r)),
         "links distance": average_precision(label, np.asarray(by_distance)),
         "links random": float(label.mean()),
