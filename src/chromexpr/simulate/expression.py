@@ -44,9 +44,9 @@ class RegulatoryTruth:
     baseline, promoter_weight, noise_sd : numpy.ndarray
         ``float64 (n_genes,)``: ``b_g``, ``w_g``, ``sigma_g``.
     reference_level : numpy.ndarray
-        ``float64 (n_genes,)``: ``r_g``, the noise-free ``y`` when every element of the gene is at
-        its strength (``o_p = s_p``); ``b_g = r_g - w_g log1p(s_promoter) - sum_e weight_e
-        log1p(s_e)``.
+        ``float64 (n_genes,)``: ``r_g``, the cis part ``c`` of the noise-free ``y`` when every
+        element of the gene is at its strength (``o_p = s_p``);
+        ``b_g = r_g - w_g log1p(s_promoter) - sum_e weight_e log1p(s_e)``.
     tracked : numpy.ndarray
         ``int64``: sorted universe indices whose openness the expression model reads.
     """
@@ -176,7 +176,9 @@ def _gene_chrom_index(genes: pd.DataFrame, universe: PeakUniverse) -> np.ndarray
 
 
 def noise_free_log_expression(truth: RegulatoryTruth, openness: np.ndarray) -> np.ndarray:
-    """Noise-free ``y`` (log2 scale) from tracked latent openness.
+    """The cis part ``c`` of the noise-free ``y`` (log2 scale) from tracked latent openness.
+
+    The noise-free ``y*`` adds the trans programme (:func:`trans_programme`) to it.
 
     Parameters
     ----------
