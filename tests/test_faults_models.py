@@ -1,0 +1,287 @@
+"""Fault battery of the model stages: damaged and malicious model files, outputs that cannot be
+written, bad options and lost data. Every case runs ``python -m chromexpr`` in a fresh process and
+asserts the exit code, one ``chromexpr: error:`` line naming the file, and an unchanged file tree
+(nothing half-written, nothing lost)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planted import Planted, make_planted
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    return make_planted(tmp_path_factory.mktemp("planted"), n_genes=12, n_samples=8, n_groups=2)
+
+
+@pytest.fixture(scope="module")
+def models(planted: Planted, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A lasso and a small fc model, trained once (in this process: setup, not under test)."""
+    from typer.testing import CliRunner
+
+    from chromexpr.cli import app
+
+    root = tmp_path_factory.mktemp("models")
+    runs = {
+        "lasso": ["--model", "lasso"],
+        "fc": ["--model", "fc", "--hidden", "16", "--epochs", "2", "--backbone", "none"],
+    }
+    out = {}
+    for name, args in runs.items():
+        target = root / name
+        base = ["train", str(planted.dataset), "-e", str(planted.expression), "-o", str(target)]
+        result = CliRunner().invoke(app, [*base, *args, "-q", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        out[name] = target
+    return out
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones included) with the sha256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def one_line(result, *fragments: str, code: int = 2) -> str:
+    """A clean failure: ``code``, no traceback, exactly one error line holding every fragment."""
+    assert result.exit_code == code, (result.exit_code, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Aborted" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("chromexpr: error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def copy_model(models: dict[str, Path], name: str, tmp_path: Path) -> Path:
+    target = tmp_path / f"{name}_model"
+    shutil.copytree(models[name], target)
+    return target
+
+
+def edit_arrays(model: Path, change: Callable[[dict[str, np.ndarray]], object]) -> None:
+    with np.load(model / "model.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    np.savez(model / "model.npz", **arrays)
+
+
+def edit_config(model: Path, change: Callable[[dict], object]) -> None:
+    """Replace config.json by ``change(config)`` (which may edit the dict it is given)."""
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(change(config)))
+
+
+def _with(config: dict, key: str, value: object) -> dict:
+    """``config`` with the dotted ``key`` set to ``value`` (deleted when ``value`` is ...)."""
+    *parents, last = key.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# damaged and malicious model files: each refused on load, by predict and evaluate alike
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _object_array(model: Path) -> None:
+    """An array of Python objects in model.npz (loading it would unpickle)."""
+    with np.load(model / "model.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["model__coef"] = np.array([1, None], dtype=object)
+    np.savez(model / "model.npz", allow_pickle=True, **arrays)
+
+
+NPZ_FAULTS: dict[str, tuple[Callable[[Path], object], str]] = {
+    "truncated": (lambda m: _truncate(m / "model.npz"), "truncated or damaged"),
+    "empty": (lambda m: (m / "model.npz").write_bytes(b""), "empty file"),
+    "random bytes": (
+        lambda m: (m / "model.npz").write_bytes(np.random.default_rng(1).bytes(4096)),
+        "not a complete numpy .npz archive",
+    ),
+    "train_mean missing": (
+        lambda m: edit_arrays(m, lambda a: a.pop("train_mean")),
+        "'train_mean'",
+    ),
+    "train_mean too short": (
+        lambda m: edit_arrays(m, lambda a: a.update(train_mean=a["train_mean"][:5])),
+        "'train_mean' of model lasso has shape (5,), expected (12,)",
+    ),
+    "offset too long": (
+        lambda m: edit_arrays(m, lambda a: a.update(model__offset=np.zeros(20))),
+        "'offset' of model lasso has shape (20,)",
+    ),
+    "object array": (lambda m: _object_array(m), "Python objects"),
+}
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("fault", sorted(NPZ_FAULTS))
+def test_a_damaged_model_npz_is_one_line_naming_it(
+    fault: str, command: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    model = copy_model(models, "lasso", tmp_path)
+    damage, fragment = NPZ_FAULTS[fault]
+    damage(model)
+    before = snapshot(tmp_path)
+    out = tmp_path / "out"
+    args = [model, planted.dataset, "-o", out]
+    if command == "evaluate":
+        args += ["-e", planted.expression]
+    result = fresh_cli(command, *args, expect=None)
+    line = one_line(result, f"{model}/model.npz", fragment)
+    assert "allow_pickle" not in line and "pickle.load" not in line
+    assert snapshot(tmp_path) == before
+
+
+def _malicious_weights(path: Path, marker: Path) -> None:
+    """A torch file whose unpickling would run ``touch MARKER`` (if anything ran it)."""
+    import os
+
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"body.0.weight": Payload()}, path)
+
+
+def test_weights_with_a_pickled_global_are_refused_and_nothing_runs(
+    models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    model = copy_model(models, "fc", tmp_path)
+    marker = tmp_path / "code_ran"
+    _malicious_weights(model / "weights.pt", marker)
+    before = snapshot(tmp_path)
+    result = fresh_cli("predict", model, planted.dataset, "-o", tmp_path / "p.tsv", expect=None)
+    line = one_line(result, f"{model}/weights.pt", "refused, nothing in it ran")
+    assert "weights_only" not in line  # torch's advice to load it unsafely is not passed on
+    assert not marker.exists()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("fault", "fragment"),
+    [
+        ("truncated", "truncated or damaged (not a complete torch archive)"),
+        ("garbage", "holds something other than plain tensors"),
+        ("empty", "empty file"),
+    ],
+)
+def test_damaged_weights_are_one_line_naming_them(
+    fault: str, fragment: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    model = copy_model(models, "fc", tmp_path)
+    weights = model / "weights.pt"
+    if fault == "truncated":
+        _truncate(weights)
+    elif fault == "garbage":
+        weights.write_bytes(np.random.default_rng(2).bytes(2000))
+    else:
+        weights.write_bytes(b"")
+    before = snapshot(tmp_path)
+    result = fresh_cli("predict", model, planted.dataset, "-o", tmp_path / "p.tsv", expect=None)
+    one_line(result, f"{model}/weights.pt", fragment)
+    assert snapshot(tmp_path) == before
+
+
+CONFIG_FAULTS: dict[str, tuple[Callable[[dict], object], str, str]] = {
+    # the pooled lasso's files under the name of another family
+    "model renamed": (
+        lambda c: _with(c, "model", "activity"),
+        "model.npz",
+        "array 'weights' that model activity needs is missing",
+    ),
+    "genes deleted": (lambda c: _with(c, "genes", ...), "config.json", "key 'genes' is missing"),
+    "a JSON list": (lambda c: [c], "config.json", "is a list, not a JSON object"),
+    "n_bins a string": (
+        lambda c: _with(c, "dataset.geometry.n_bins", "20"),
+        "config.json",
+        "key 'dataset.geometry.n_bins' must be an integer",
+    ),
+    "genes cut short": (
+        lambda c: _with(c, "genes.ids", c["genes"]["ids"][:3]),
+        "config.json",
+        "genes: n, ids, names and chroms disagree",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(CONFIG_FAULTS))
+def test_a_hand_edited_config_is_one_line_naming_the_file(
+    fault: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    model = copy_model(models, "lasso", tmp_path)
+    change, name, fragment = CONFIG_FAULTS[fault]
+    edit_config(model, change)
+    before = snapshot(tmp_path)
+    result = fresh_cli("predict", model, planted.dataset, "-o", tmp_path / "p.tsv", expect=None)
+    one_line(result, f"{model}/{name}", fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_fc_config_that_no_longer_matches_its_weights(
+    models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    model = copy_model(models, "fc", tmp_path)
+    edit_config(model, lambda c: _with(c, "params.hidden", [16, 16]))
+    result = fresh_cli("predict", model, planted.dataset, "-o", tmp_path / "p.tsv", expect=None)
+    one_line(result, f"{model}/weights.pt", "does not fit the network config.json describes")
+
+
+# --------------------------------------------------------------------------------------------
+# an output under a regular file: refused before any work, for every writing command
+
+
+def _writing_commands(planted: Planted, models: dict[str, Path], root: Path) -> dict[str, list]:
+    lasso = models["lasso"]
+    return {
+        "train": ["train", planted.dataset, "-e", planted.expression, "--model", "lasso"],
+        "predict": ["predict", lasso, planted.dataset],
+        "evaluate": ["evaluate", lasso, planted.dataset, "-e", planted.expression],
+        "attribute": ["attribute", lasso, planted.dataset],
+        "export": ["export", planted.dataset],
+        "tss": ["tss", FIXTURES / "signal_tss.bed"],
+        "report": ["report", root / "no_such_eval"],
+    }
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "predict", "evaluate", "attribute", "export", "tss", "report"]
+)
+def test_an_output_under_a_file_is_refused_before_any_work(
+    command: str, planted: Planted, models, fresh_cli, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    before = snapshot(tmp_path)
+    args = _writing_commands(planted, models, tmp_path)[command]
+    result = fresh_cli(*args, "-o", afile / "out", expect=None)
+    one_line(result, str(afile), "is a file, not a directory")
+    # checked first: the report's missing input is not what is reported
+    assert snapshot(tmp_path) == before
