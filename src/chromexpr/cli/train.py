@@ -123,7 +123,7 @@ def train_command(
     dev_fraction: Annotated[
         float | None, typer.Option("--dev-fraction", help="[default: 0.1 for fc, else 0]")
     ] = None,
-    test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.2,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.0, max=1.0)] = 0.2,
     dev_samples: Annotated[
         str | None, typer.Option("--dev-samples", help="Comma-separated.")
     ] = None,
@@ -137,7 +137,10 @@ def train_command(
     folds: Annotated[
         int | None,
         typer.Option(
-            "--folds", "-k", help="K-fold CV over samples (K = n samples: leave-one-out)."
+            "--folds",
+            "-k",
+            min=2,
+            help="K-fold CV over samples (K = n samples: leave-one-out).",
         ),
     ] = None,
     groups: Annotated[
@@ -148,22 +151,26 @@ def train_command(
         ),
     ] = None,
     inner_folds: Annotated[
-        int, typer.Option("--inner-folds", help="Inner CV folds (alpha, auto).")
+        int, typer.Option("--inner-folds", min=2, help="Inner CV folds (alpha, auto).")
     ] = 5,
     auto_candidates: Annotated[
         str, typer.Option("--auto-candidates", help="Models --model auto compares.")
     ] = "activity,lasso,lasso-gene",
     alpha: Annotated[
-        float | None, typer.Option(help="lasso: fixed alpha (no CV).", rich_help_panel=MODEL_HELP)
+        float | None,
+        typer.Option(min=0.0, help="lasso: fixed alpha (no CV).", rich_help_panel=MODEL_HELP),
     ] = None,
     window: Annotated[
         int | None,
-        typer.Option(help="Bins within this distance of the TSS (bp).", rich_help_panel=MODEL_HELP),
+        typer.Option(
+            min=1, help="Bins within this distance of the TSS (bp).", rich_help_panel=MODEL_HELP
+        ),
     ] = None,
     distance_scale: Annotated[
         float | None,
         typer.Option(
             "--distance-scale",
+            min=0.0,
             help="Penalty factor 1 + d / scale (0: uniform).",
             rich_help_panel=MODEL_HELP,
         ),
@@ -184,14 +191,17 @@ def train_command(
         ),
     ] = None,
     d0: Annotated[
-        float | None, typer.Option(help="activity: decay length (bp).", rich_help_panel=MODEL_HELP)
+        float | None,
+        typer.Option(help="activity: decay length (bp), > 0.", rich_help_panel=MODEL_HELP),
     ] = None,
     hidden: Annotated[
         str | None, typer.Option(help="Hidden widths, e.g. 1000,500,250.", rich_help_panel=FC_HELP)
     ] = None,
-    dropout: Annotated[float | None, typer.Option(rich_help_panel=FC_HELP)] = None,
-    l1: Annotated[float | None, typer.Option(rich_help_panel=FC_HELP)] = None,
-    l2: Annotated[float | None, typer.Option(rich_help_panel=FC_HELP)] = None,
+    dropout: Annotated[
+        float | None, typer.Option(min=0.0, help="[0, 1)", rich_help_panel=FC_HELP)
+    ] = None,
+    l1: Annotated[float | None, typer.Option(min=0.0, rich_help_panel=FC_HELP)] = None,
+    l2: Annotated[float | None, typer.Option(min=0.0, rich_help_panel=FC_HELP)] = None,
     lr: Annotated[
         float | None, typer.Option(help="[default: 1e-3]", rich_help_panel=FC_HELP)
     ] = None,
@@ -201,12 +211,16 @@ def train_command(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            "--batch-size", help="[default: 10000, fewer on small data]", rich_help_panel=FC_HELP
+            "--batch-size",
+            min=1,
+            help="[default: 10000, fewer on small data]",
+            rich_help_panel=FC_HELP,
         ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(rich_help_panel=FC_HELP)] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, rich_help_panel=FC_HELP)] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Early-stopping patience.", rich_help_panel=FC_HELP)
+        int | None,
+        typer.Option(min=0, help="Early-stopping patience (0: none).", rich_help_panel=FC_HELP),
     ] = None,
     device: Annotated[DeviceChoice | None, typer.Option(rich_help_panel=FC_HELP)] = None,
     backbone: Annotated[
@@ -309,6 +323,7 @@ def train_command(
             seed=seed,
         )
         _check_scale_out(scheduler, workers, model.value, options.auto_candidates)
+        _check_params(params, dev_fraction)
         if workers is None:
             if scheduler is not None:
                 options = replace(options, runtime={"scheduler": scheduler})
@@ -319,6 +334,29 @@ def train_command(
         with local_cluster(workers) as address:  # one cluster for every fit of the run
             options = replace(options, runtime={"scheduler": address})
             train(dataset, expression, output, options, force=force, resume=resume)
+
+
+def _check_params(params: dict[str, Any], dev_fraction: float | None) -> None:
+    """What the option ranges cannot say, checked before any data is read."""
+    if dev_fraction is not None and not 0.0 <= dev_fraction < 1.0:
+        raise typer.BadParameter(f"--dev-fraction must be in [0, 1), got {dev_fraction}")
+    if "dropout" in params and not params["dropout"] < 1.0:
+        raise typer.BadParameter(f"--dropout must be in [0, 1), got {params['dropout']}")
+    if "lr" in params and not params["lr"] > 0:
+        raise typer.BadParameter(f"--lr must be > 0, got {params['lr']}")
+    if "d0" in params and not params["d0"] > 0:
+        raise typer.BadParameter(f"--d0 must be > 0, got {params['d0']}")
+    hidden = params.get("hidden")
+    if hidden is not None and (not hidden or min(hidden) < 1):
+        raise typer.BadParameter(f"--hidden takes layer widths >= 1, got {list(hidden)}")
+    betas = params.get("betas")
+    if betas is not None and (len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas)):
+        raise typer.BadParameter(f"--betas takes two numbers in [0, 1), got {list(betas)}")
+    if params.get("device") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise typer.BadParameter("--device cuda: no CUDA device is available here")
 
 
 def _check_scale_out(
