@@ -234,9 +234,11 @@ def load_tss(path: str | Path, options: TssOptions | None = None) -> pd.DataFram
         names.
     """
     from chromexpr.io.annotation import read_annotation
-    from chromexpr.io.tss_bed import is_bed, read_tss_bed
+    from chromexpr.io.text import strip_compression_suffix
+    from chromexpr.io.tss_bed import is_bed, looks_like_bed, read_tss_bed
 
-    if is_bed(path):
+    named = strip_compression_suffix(Path(path).name).lower().endswith((".gtf", ".gff3", ".gff"))
+    if is_bed(path) or (not named and looks_like_bed(path)):
         table = read_tss_bed(path)
         tss = _five_prime(
             table["start"].to_numpy(), table["end"].to_numpy(), table["strand"].to_numpy()

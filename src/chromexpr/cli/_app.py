@@ -49,6 +49,16 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (in-process test runners)
+        pass
+
+
 def _check_output_option() -> None:
     """Check where the running command's ``--output`` goes, before it reads anything: a parent
     that is a file (``-o afile/out``) is one line now, not a traceback after the work."""
@@ -88,6 +98,12 @@ def command_context(
     try:
         _check_output_option()
         yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader closed the pipe (``chromexpr tss x.gtf | head``): it has all it wanted, so end
+        # quietly and successfully, and ``set -o pipefail`` scripts keep working
+        _silence_stdout()
+        raise typer.Exit(0) from None
     except ChromexprError as exc:
         if debug:
             raise

@@ -19,13 +19,38 @@ class ExportFormat(str, Enum):
 @app.command("export")
 def export_command(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (matrix.gz).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file ('-': stdout); gzip whatever the name, as deepTools needs.",
+        ),
+    ],
     fmt: Annotated[
         ExportFormat, typer.Option("--format", help="Output format.")
     ] = ExportFormat.deeptools,
     samples: Annotated[
-        str | None, typer.Option("--samples", help="Comma-separated samples [default: all].")
+        str | None, typer.Option("--samples", help="Samples: a,b,c or @file [default: all].")
     ] = None,
+    genes: Annotated[
+        str | None,
+        typer.Option("--genes", help="Gene ids or names: a,b,c or @file [default: all]."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            help="Only the bins within this many bp of the TSS (a multiple of the bin size)"
+            " [default: the whole flank].",
+        ),
+    ] = None,
+    rebin: Annotated[
+        int,
+        typer.Option(
+            "--rebin", help="Merge this many neighbouring bins (mean/sum/max as the dataset's)."
+        ),
+    ] = 1,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -33,14 +58,16 @@ def export_command(
 ) -> None:
     """Write the deepTools matrix format, for plotHeatmap/plotProfile on chromexpr's bins."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
-        from chromexpr.atomic import atomic_path
         from chromexpr.dataset import open_dataset
-        from chromexpr.io.deeptools_matrix import write_deeptools_matrix
+        from chromexpr.dataset.export import export_deeptools
+        from chromexpr.io.text import name_list
 
-        data = open_dataset(dataset)
-        names = [s.strip() for s in samples.split(",")] if samples else list(data.samples)
-        positions = data.sample_position(names)
-        with atomic_path(output, force=force) as tmp:
-            write_deeptools_matrix(
-                tmp, data.genes, data.iter_gene_blocks(positions), data.spec, names
-            )
+        export_deeptools(
+            open_dataset(dataset),
+            output,
+            samples=name_list(samples),
+            genes=name_list(genes),
+            window=window,
+            factor=rebin,
+            force=force,
+        )

@@ -23,7 +23,10 @@ def predict_command(
     dataset: Annotated[
         Path, typer.Argument(help="Dataset with the model's bin geometry and genes.")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions TSV.")] = Path(
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Predictions TSV ('-': stdout; NAME.gz: gzipped)."),
+    ] = Path(
         "predictions.tsv"
     ),
     samples: Annotated[
@@ -43,10 +46,12 @@ def predict_command(
     with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.atomic import check_writable
         from chromexpr.io.expression import write_long_table
+        from chromexpr.io.text import is_stdio
         from chromexpr.log import logger
         from chromexpr.models.predict import predict_table
 
-        check_writable(output, force=force)
+        if not is_stdio(output):
+            check_writable(output, force=force)
         names = [s.strip() for s in (samples or "").split(",") if s.strip()] or None
         table = predict_table(model_dir, dataset, samples=names, scale=scale.value)
         write_long_table(output, table, force=force)

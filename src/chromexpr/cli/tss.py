@@ -39,9 +39,18 @@ def parse_chroms(value: str | None) -> tuple[str, ...] | None:
 
 @app.command("tss")
 def tss_command(
-    annotation: Annotated[Path, typer.Argument(help="GTF or GFF3 (plain or .gz), or a gene BED.")],
+    annotation: Annotated[
+        Path,
+        typer.Argument(
+            help="GTF or GFF3 (plain or .gz), or a gene BED; '-' reads standard input (format"
+            " detected from the content)."
+        ),
+    ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output BED [default: stdout].")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output BED ('-': stdout; NAME.gz: gzipped) [default: stdout]."
+        ),
     ] = None,
     level: Annotated[
         LevelChoice, typer.Option(help="TSS of the gene feature or of transcripts.")
@@ -77,10 +86,9 @@ def tss_command(
 ) -> None:
     """Derive one TSS per gene (1-bp BED6 + gene_name + gene_type, 0-based, sorted)."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
-        import sys
-
         from chromexpr.annotation.tss import TssOptions, load_tss
-        from chromexpr.atomic import atomic_path
+        from chromexpr.atomic import check_writable
+        from chromexpr.io.text import is_stdio, open_output, spooled_input
         from chromexpr.io.tss_bed import write_tss_bed
         from chromexpr.log import logger
 
@@ -92,10 +100,10 @@ def tss_command(
             id_field=id_field.value,
             keep_version=keep_version,
         )
-        table = load_tss(annotation, options)
-        if output is None:
-            write_tss_bed(table, sys.stdout)
-        else:
-            with atomic_path(output, force=force) as tmp:
-                write_tss_bed(table, tmp)
+        if output is not None and not is_stdio(output):
+            check_writable(output, force=force)
+        with spooled_input(annotation) as source:
+            table = load_tss(source, options)
+        with open_output(output, force=force) as handle:
+            write_tss_bed(table, handle)
         logger.info("%d TSSs on %d chromosomes", len(table), table["chrom"].nunique())

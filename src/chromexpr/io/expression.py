@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chromexpr.atomic import atomic_path
 from chromexpr.errors import InputError
 from chromexpr.io.text import open_text
 from chromexpr.log import logger
@@ -377,10 +376,16 @@ def write_expression_table(
 
 
 def write_long_table(path: str | Path, frame: pd.DataFrame, *, force: bool = False) -> Path:
-    """Write any frame as a TSV with a header, atomically (6 significant digits for floats)."""
+    """Write any frame as a TSV with a header, atomically (6 significant digits for floats).
+
+    ``-`` writes to standard output and a name ending in ``.gz`` is gzip-compressed
+    (:func:`chromexpr.io.text.open_output`).
+    """
+    from chromexpr.io.text import open_output
+
     final = Path(path)
-    with atomic_path(final, force=force) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+    with open_output(path, force=force) as handle:
+        frame.to_csv(handle, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
     return final
 
 

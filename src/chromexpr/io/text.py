@@ -1,10 +1,24 @@
-"""Helpers for line-oriented text inputs (plain or gzip): opening, sniffing, locating bad lines."""
+"""Helpers for line-oriented text files (plain or gzip): opening, sniffing, locating bad lines,
+and the Unix conventions of inputs and outputs.
+
+* ``-`` (or ``/dev/stdin``, or any pipe) as an input is read from standard input: it is copied once
+  to a temporary file (:func:`spooled_input`) whose format readers then detect from its content.
+* ``-`` as an output writes to standard output; an output named ``*.gz`` is gzip-compressed, any
+  other name is plain text (:func:`open_output`). gzip headers carry no file name and no time, so
+  the same data give the same bytes.
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
+import shutil
+import stat
+import sys
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -17,6 +31,115 @@ COMMENT_PREFIXES = ("#", "track", "browser")
 
 #: What reading a corrupt or truncated gzip file raises.
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+#: Names that mean standard input / standard output.
+STDIN_NAMES = ("-", "/dev/stdin")
+GZIP_SUFFIXES = (".gz", ".bgz", ".gzip")
+
+
+def is_stdio(path: str | Path | None) -> bool:
+    """Whether an output ``path`` means standard output (``None`` or ``-``)."""
+    return path is None or str(path) == "-"
+
+
+def is_gzip_name(path: str | Path) -> bool:
+    """Whether a file name asks for gzip compression (``.gz``, ``.bgz``, ``.gzip``)."""
+    return str(path).lower().endswith(GZIP_SUFFIXES)
+
+
+def _is_stream(path: str | Path) -> bool:
+    if str(path) in STDIN_NAMES:
+        return True
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+@contextmanager
+def spooled_input(path: str | Path, *, name: str = "stdin") -> Iterator[Path]:
+    """Yield a regular file holding an input that may be a stream.
+
+    ``-`` and ``/dev/stdin`` read standard input, and a named pipe (``<(zcat x.gz)``) is read
+    once; their bytes go to a temporary file named ``name`` (``name.gz`` for gzip bytes, for
+    readers that infer compression from the name; deleted afterwards), so readers can make several
+    passes and detect the format from the content. A regular file is yielded unchanged.
+
+    Examples
+    --------
+    >>> with spooled_input("README.md") as p:
+    ...     p
+    PosixPath('README.md')
+    """
+    if not _is_stream(path):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="chromexpr-stdin-") as tmp:
+        spool = Path(tmp) / name
+        with spool.open("wb") as out:
+            if str(path) == "-":
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+            else:
+                with Path(path).open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        if is_gzip(spool):
+            spool = spool.rename(spool.with_name(name + ".gz"))
+        yield spool
+
+
+@contextmanager
+def _gzip_text(raw: IO[bytes]) -> Iterator[IO[str]]:
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8", newline="\n") as handle,
+    ):
+        yield handle
+
+
+@contextmanager
+def open_output(
+    path: str | Path | None, *, force: bool = False, compress: bool | None = None
+) -> Iterator[IO[str]]:
+    """A text handle for an output: standard output, a gzip file or a plain file.
+
+    ``None`` or ``-`` write to standard output; a name ending in ``.gz`` (``.bgz``, ``.gzip``) is
+    gzip-compressed with an empty file name and time in its header (the same data give the same
+    bytes); any other name is plain text. Files are written atomically (a temporary sibling renamed
+    into place when the block succeeds) and replaced only with ``force``. ``compress`` overrides
+    the name: ``True`` for formats that are gzip by definition (deepTools matrices), also on
+    standard output.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with open_output(d / "x.tsv.gz") as h:  # no name, no time (FLG, MTIME = 0)
+    ...     _ = h.write("a\\tb\\n")
+    >>> gzip.open(d / "x.tsv.gz", "rt").read(), (d / "x.tsv.gz").read_bytes()[3:8]
+    ('a\\tb\\n', b'\\x00\\x00\\x00\\x00\\x00')
+    """
+    from chromexpr.atomic import atomic_path
+
+    if is_stdio(path):
+        if compress:
+            sys.stdout.flush()
+            with _gzip_text(sys.stdout.buffer) as handle:
+                yield handle
+            sys.stdout.buffer.flush()
+            return
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    assert path is not None
+    with atomic_path(path, force=force) as tmp:
+        if is_gzip_name(path) if compress is None else compress:
+            with tmp.open("wb") as raw, _gzip_text(raw) as handle:
+                yield handle
+        else:
+            with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+                yield handle
 
 
 def corrupt_gzip(path: str | Path) -> InputError:
@@ -62,7 +185,7 @@ def check_gzip_complete(path: str | Path) -> None:
 
 def strip_compression_suffix(name: str) -> str:
     """``sample.bedGraph.gz`` -> ``sample.bedGraph``."""
-    for suffix in (".gz", ".bgz", ".gzip"):
+    for suffix in GZIP_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -176,3 +299,19 @@ def _leading_comment_lines(path: str | Path) -> int:
             else:
                 break
     return count
+
+
+def name_list(value: str | None) -> list[str] | None:
+    """Names from an option: ``a,b,c``, or ``@FILE`` with one name per line (first column;
+    ``#`` comments and blank lines skipped). ``None`` stays ``None``.
+
+    Examples
+    --------
+    >>> name_list(" TP53, MYC ,")
+    ['TP53', 'MYC']
+    """
+    if value is None:
+        return None
+    if value.startswith("@"):
+        return [line.split("\t")[0].strip() for _, line in data_lines(Path(value[1:]))]
+    return [v.strip() for v in value.split(",") if v.strip()]

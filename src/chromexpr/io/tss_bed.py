@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,21 @@ BED_SUFFIXES = (".bed",)
 def is_bed(path: str | Path) -> bool:
     """Whether ``path`` is named like a BED file (``.bed`` or ``.bed.gz``)."""
     return strip_compression_suffix(Path(path).name).lower().endswith(BED_SUFFIXES)
+
+
+def looks_like_bed(path: str | Path) -> bool:
+    """Whether the first data line of a file (plain or gzip) is BED-like, not GTF/GFF3.
+
+    For inputs whose name says nothing (standard input): BED has integer start/end in columns 2-3;
+    GTF/GFF3 have a source and a feature type there and integer coordinates in columns 4-5.
+    """
+    with open_text(path) as handle:
+        for raw in handle:
+            if not raw.strip() or raw.startswith(("#", "track", "browser")):
+                continue
+            fields = raw.rstrip("\n\r").split("\t")
+            return len(fields) >= 3 and fields[1].isdigit() and fields[2].isdigit()
+    return False
 
 
 def _check_bed6(fields: list[str]) -> str | None:
@@ -133,7 +148,9 @@ def read_tss_bed(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def write_tss_bed(table: pd.DataFrame, path: str | Path | TextIO, *, header: bool = True) -> None:
+def write_tss_bed(
+    table: pd.DataFrame, path: str | Path | TextIO | IO[str], *, header: bool = True
+) -> None:
     """Write a TSS table as tab-separated BED6 + gene_name + gene_type.
 
     A ``#`` header line is written when ``header`` is true.
@@ -148,7 +165,7 @@ def write_tss_bed(table: pd.DataFrame, path: str | Path | TextIO, *, header: boo
         _write(out, handle, header=header)
 
 
-def _write(out: pd.DataFrame, handle: TextIO, *, header: bool) -> None:
+def _write(out: pd.DataFrame, handle: TextIO | IO[str], *, header: bool) -> None:
     if header:
         handle.write("#" + "\t".join(TSS_COLUMNS) + "\n")
     out.to_csv(handle, sep="\t", header=False, index=False)
