@@ -44,18 +44,20 @@ def evaluate_command(
     threads: Threads = None,
 ) -> None:
     """Score a model: metrics.tsv, per_gene.tsv, per_sample.tsv, predictions.tsv, history.tsv,
-    model.json."""
+    model.json (and truth.tsv), written together: EVAL_DIR appears complete or not at all."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.evaluate.run import evaluate
         from chromexpr.log import logger
 
         wanted = [s.strip() for s in (splits or "").split(",") if s.strip()] or None
-        paths = evaluate(model_dir, dataset, expression, output, force=force, splits=wanted)
+        paths = evaluate(
+            model_dir,
+            dataset,
+            expression,
+            output,
+            force=force,
+            splits=wanted,
+            truth=truth,
+            noise_free=noise_free,
+        )
         logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
-        if truth is not None or noise_free is not None:
-            from chromexpr.evaluate.truth import write_truth_checks
-
-            table = write_truth_checks(
-                model_dir, dataset, expression, output, truth=truth, noise_free=noise_free
-            )
-            logger.info("ground truth: %s", "; ".join(f"{k} {v:.3g}" for k, v in table.items()))

@@ -178,8 +178,13 @@ def evaluate(
     *,
     force: bool = False,
     splits: Sequence[str] | None = None,
+    truth: str | Path | None = None,
+    noise_free: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Score a model and write EVAL_DIR.
+    """Score a model and write EVAL_DIR, as a whole and atomically.
+
+    Every input is read and checked before anything is written; EVAL_DIR appears complete or not
+    at all (an existing one is replaced only with ``force``, and stays as it was if the run fails).
 
     Parameters
     ----------
@@ -190,21 +195,35 @@ def evaluate(
     expression
         Observed expression (same layout as for training).
     output
-        EVAL_DIR (created; existing tables are replaced only with ``force``).
+        EVAL_DIR to create.
     force
-        Replace existing tables.
+        Replace an existing EVAL_DIR.
     splits
         Keep only these splits (default: all of train, dev, test, oof).
+    truth
+        Planted links (``chromexpr simulate``'s ``truth/links.bedpe``): link recovery in
+        ``truth.tsv``.
+    noise_free
+        Noise-free expression (``truth/expression_noise_free.tsv``): the noise ceiling in
+        ``truth.tsv``.
 
     Returns
     -------
     dict
         Table name to path.
     """
-    out = Path(output)
-    for name in (*EVAL_TABLES, MODEL_JSON.removesuffix(".json")):
-        check_writable(out / (name + (".json" if name == "model" else ".tsv")), force=force)
-    pred = evaluation_predictions(model_dir, dataset, expression)
+    from chromexpr.io.evaluation_files import read_truth_links
+
+    out = check_writable(output, force=force)
+    for name, path in (("--truth", truth), ("--noise-free", noise_free)):
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{name} file not found", path=path)
+    ds = open_dataset(dataset)
+    if truth is not None:  # read now: a bad file must fail before the work, not after it
+        read_truth_links(truth, genes=ds.genes[["gene_id", "chrom", "tss"]])
+    if noise_free is not None:
+        read_expression(noise_free)
+    pred = evaluation_predictions(model_dir, ds, expression)
     if splits:
         pred = pred[pred["split"].isin(list(splits))].reset_index(drop=True)
         if pred.empty:
@@ -219,7 +238,11 @@ def evaluate(
     history = Path(model_dir) / HISTORY_TSV
     if history.is_file():
         tables["history"] = read_long_table(history)
-    paths = write_evaluation(out, tables, force=force)
+    checks = None
+    if truth is not None or noise_free is not None:
+        from chromexpr.evaluate.truth import truth_checks
+
+        checks = truth_checks(model_dir, ds, expression, truth=truth, noise_free=noise_free)
     config = read_config(model_dir)
     info = {
         "model": config.get("model"),
@@ -234,10 +257,23 @@ def evaluate(
         "expression": str(Path(expression).resolve()),
         "auto": config.get("auto"),
     }
-    with atomic_path(out / MODEL_JSON, force=force) as tmp:
-        tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    with atomic_path(out, force=force) as tmp:
+        tmp.mkdir()
+        written = write_evaluation(tmp, tables)
+        (tmp / MODEL_JSON).write_text(json.dumps(info, indent=1, default=str) + "\n")
+        if checks is not None:
+            from chromexpr.evaluate.truth import TRUTH_TSV
+
+            checks.to_csv(tmp / TRUTH_TSV, sep="\t", index=False)
+    paths = {name: out / path.name for name, path in written.items()}
     paths["model"] = out / MODEL_JSON
     _log_headline(tables["metrics"])
+    if checks is not None:
+        from chromexpr.evaluate.truth import TRUTH_TSV, truth_summary
+
+        paths["truth"] = out / TRUTH_TSV
+        summary = truth_summary(checks)
+        logger.info("ground truth: %s", "; ".join(f"{k} {v:.3g}" for k, v in summary.items()))
     return paths
 
 

@@ -127,25 +127,23 @@ def noise_ceiling_table(
 TRUTH_TSV = "truth.tsv"
 
 
-def write_truth_checks(
+def truth_checks(
     model_dir: str | Path,
-    dataset: str | Path,
+    dataset: str | Path | Dataset,
     expression: str | Path,
-    eval_dir: str | Path,
     *,
     truth: str | Path | None = None,
     noise_free: str | Path | None = None,
-) -> dict[str, float]:
-    """Run the ground-truth checks on the model's held-out samples and write ``EVAL_DIR/truth.tsv``.
+) -> pd.DataFrame:
+    """The ground-truth checks on the model's held-out samples, as the rows of ``truth.tsv``.
 
     Held-out samples are the split's test samples (all samples with expression for K-fold models).
     Rows: ``check, metric, value`` with checks ``links`` (link recovery) and ``noise_ceiling``.
     """
-    from chromexpr.atomic import atomic_path
     from chromexpr.dataset import open_dataset
     from chromexpr.models.base import load_model
 
-    data = open_dataset(dataset)
+    data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     fitted = load_model(model_dir)
     held_out = fitted.split.samples_with_role("test") or list(fitted.split.sample_roles)
     rows: list[tuple[str, str, float]] = []
@@ -158,11 +156,33 @@ def write_truth_checks(
         )
         for key, value in ceiling.items():
             rows.append(("noise_ceiling", key, float(value)))
-    frame = pd.DataFrame(rows, columns=["check", "metric", "value"])
+    return pd.DataFrame(rows, columns=["check", "metric", "value"])
+
+
+def truth_summary(frame: pd.DataFrame) -> dict[str, float]:
+    """The headline values of :func:`truth_checks` (``check:metric`` to value)."""
+    keep = ("auprc", "distance_auprc", "baseline_auprc", "gene_pearson_median")
+    return {
+        f"{c}:{m}": float(v)
+        for c, m, v in frame[["check", "metric", "value"]].itertuples(index=False)
+        if m in keep
+    }
+
+
+def write_truth_checks(
+    model_dir: str | Path,
+    dataset: str | Path,
+    expression: str | Path,
+    eval_dir: str | Path,
+    *,
+    truth: str | Path | None = None,
+    noise_free: str | Path | None = None,
+) -> dict[str, float]:
+    """Run :func:`truth_checks` and write ``EVAL_DIR/truth.tsv`` (replacing it); the headline
+    values. ``chromexpr evaluate --truth/--noise-free`` writes it with the rest of EVAL_DIR."""
+    from chromexpr.atomic import atomic_path
+
+    frame = truth_checks(model_dir, dataset, expression, truth=truth, noise_free=noise_free)
     with atomic_path(Path(eval_dir) / TRUTH_TSV, force=True) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)
-    return {
-        f"{c}:{m}": v
-        for c, m, v in rows
-        if m in ("auprc", "distance_auprc", "baseline_auprc", "gene_pearson_median")
-    }
+    return truth_summary(frame)
