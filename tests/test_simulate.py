@@ -308,6 +308,9 @@ def test_provenance_records_the_config(sim: Simulated) -> None:
     assert record["parameters"]["lineage"] == "tree"
     assert record["derived"]["lineage"] == result.lineage == tree
     assert (out / "truth/lineage.nwk").read_text() == tree + "\n"
+    assert "15 samples in 3 groups (related by a lineage tree; 13 with expression" in (
+        result.summary()
+    )
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:

@@ -125,7 +125,9 @@ class SimulationResult:
         outlier = f"outlier sample {self.outlier}" if self.outlier else "no outlier sample"
         related = (
             "related by a lineage tree"
-            if self.config.lineage == "tree" and self.config.n_groups > 2
+            if self.config.lineage == "tree"
+            and self.config.n_groups > 2
+            and self.config.lineage_strength > 0
             else "unrelated"
         )
         return (
