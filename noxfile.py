@@ -73,6 +73,7 @@ def bench(session: nox.Session) -> None:
         "bench_lasso.py",
         "bench_fc.py",
         "bench_scaling.py",
+        "bench_links.py",
     ):
         path = Path("benchmarks") / script
         if path.exists():
