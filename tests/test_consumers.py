@@ -110,3 +110,36 @@ def test_biginteract_autosql_parses_in_kent(attribution: AttributionPaths, tmp_p
     for g, x in zip(got, expected, strict=True):
         assert g[:5] == x[:5] and g[6:] == x[6:]
         assert float(g[5]) == pytest.approx(float(x[5]), rel=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# bigWig tracks: runs merged, read by kent's library and by deepTools
+# --------------------------------------------------------------------------------------------
+
+
+def test_bigwig_runs_of_equal_values_are_one_record(tmp_path: Path) -> None:
+    """Blocks of 100-bp bins with long zero runs: one record per run, the same value per base
+    for kent's reader (pybbi), and the same file whether written at once or block by block."""
+    bbi = pytest.importorskip("bbi")
+    from chromexpr.io.bigwig_writer import BigWigTrackWriter, write_bigwig
+
+    rng = np.random.default_rng(4)
+    sizes = {"chr1": 2_000_000, "chr2": 500_000}
+    starts = np.arange(0, 1_000_000, 100)
+    values = np.where(rng.random(starts.size) < 0.1, rng.normal(size=starts.size), 0.0)
+    values[5000:5100] = 1.5  # a run of a non-zero value too
+    expected_runs = 1 + int(np.count_nonzero(np.diff(values.astype(np.float32))))
+    whole = tmp_path / "whole.bw"
+    write_bigwig(whole, sizes, "chr1", starts, starts + 100, values)
+    blocks = tmp_path / "blocks.bw"
+    with BigWigTrackWriter(blocks, sizes) as writer:
+        for lo in range(0, starts.size, 777):  # block edges cut through runs
+            sl = slice(lo, lo + 777)
+            writer.add("chr1", starts[sl], starts[sl] + 100, values[sl])
+        writer.add("chr2", [0, 10], [10, 20], [0.0, 0.0])
+    for path in (whole, blocks):
+        records = list(bbi.fetch_intervals(str(path), "chr1", 0, sizes["chr1"]))
+        assert len(records) == expected_runs < starts.size // 3
+        per_base = bbi.fetch(str(path), "chr1", 0, 1_000_000, missing=np.nan)
+        np.testing.assert_allclose(per_base, np.repeat(values.astype(np.float32), 100), rtol=1e-6)
+    assert len(list(bbi.fetch_intervals(str(blocks), "chr2", 0, sizes["chr2"]))) == 1

@@ -6,7 +6,7 @@ Tracks are written in two steps so that memory and open files stay bounded howev
 there are: :class:`TrackParts` appends each sample's (or group's) segments chromosome by chromosome
 to one binary part file per track while attributions stream in, then
 :meth:`TrackParts.write_bigwigs` turns each part file into a bigWig (one chromosome in memory at a
-time) with :class:`BigWigTrackWriter`.
+time) with :class:`~chromexpr.io.bigwig_writer.BigWigTrackWriter`, the one bigWig writer.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from chromexpr.errors import InputError
+from chromexpr.io.bigwig_writer import BigWigTrackWriter
 
 __all__ = [
     "BigWigTrackWriter",
@@ -34,116 +33,7 @@ __all__ = [
     "write_tsv",
 ]
 
-#: Zoom levels of written bigWigs (pyBigWig's default maximum).
-MAX_ZOOMS = 10
-
 _SEGMENT = np.dtype([("start", "<i8"), ("end", "<i8"), ("value", "<f4")])
-
-
-class BigWigTrackWriter:
-    """Write a bigWig one chromosome block at a time (pyBigWig), validating every block.
-
-    Blocks must come in header order of chromosomes, each sorted by start, non-overlapping (also
-    across blocks of one chromosome), within ``[0, size)``, with finite values. Zoom levels are
-    computed on close.
-
-    Parameters
-    ----------
-    path
-        Output file (overwritten).
-    chrom_sizes
-        Header: every chromosome with its length, in order.
-
-    Examples
-    --------
-    >>> import tempfile, pyBigWig
-    >>> out = Path(tempfile.mkdtemp()) / "t.bw"
-    >>> with BigWigTrackWriter(out, {"chr1": 100, "chr2": 50}) as w:
-    ...     w.add("chr1", [0, 10], [10, 20], [1.0, -2.0])
-    ...     w.add("chr2", [5], [50], [0.5])
-    >>> bw = pyBigWig.open(str(out)); bw.intervals("chr1"), bw.intervals("chr2"); bw.close()
-    (((0, 10, 1.0), (10, 20, -2.0)), ((5, 50, 0.5),))
-    """
-
-    def __init__(self, path: str | Path, chrom_sizes: Mapping[str, int]) -> None:
-        import pyBigWig
-
-        if not chrom_sizes:
-            raise InputError("bigWig: no chromosome sizes given")
-        self.path = Path(path)
-        self._sizes = {str(c): int(s) for c, s in chrom_sizes.items()}
-        self._order = {c: i for i, c in enumerate(self._sizes)}
-        self._last_chrom = -1
-        self._last_end = 0
-        bw = pyBigWig.open(str(self.path), "w")
-        if bw is None:
-            raise InputError("cannot open for writing", path=self.path)
-        self._bw: Any = bw
-        self._bw.addHeader(list(self._sizes.items()), maxZooms=MAX_ZOOMS)
-
-    def add(
-        self,
-        chrom: str,
-        starts: Sequence[int] | np.ndarray,
-        ends: Sequence[int] | np.ndarray,
-        values: Sequence[float] | np.ndarray,
-    ) -> None:
-        """Append intervals of ``chrom`` (see the class docs for the rules)."""
-        s = np.asarray(starts, dtype=np.int64).reshape(-1)
-        e = np.asarray(ends, dtype=np.int64).reshape(-1)
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        if not s.shape == e.shape == v.shape:
-            raise InputError(
-                f"bigWig: {s.size} starts, {e.size} ends and {v.size} values differ in length"
-            )
-        if s.size == 0:
-            return
-        if chrom not in self._order:
-            raise InputError(f"bigWig: chromosome {chrom!r} is not in the header", path=self.path)
-        index = self._order[chrom]
-        if index < self._last_chrom:
-            raise InputError(
-                f"bigWig: chromosome {chrom!r} comes after a later one in header order",
-                path=self.path,
-            )
-        if index > self._last_chrom:
-            self._last_chrom, self._last_end = index, 0
-        size = self._sizes[chrom]
-        if (
-            np.any(e <= s)
-            or s[0] < self._last_end
-            or np.any(s[1:] < e[:-1])
-            or e[-1] > size
-            or s[0] < 0
-        ):
-            raise InputError(
-                f"bigWig: intervals on {chrom} are empty, unsorted, overlapping or outside [0, "
-                f"{size})",
-                path=self.path,
-            )
-        if not np.all(np.isfinite(v)):
-            raise InputError(f"bigWig: non-finite value on {chrom}", path=self.path)
-        self._bw.addEntries(
-            [chrom] * s.size, s, ends=e, values=v.astype(np.float32).astype(np.float64)
-        )
-        self._last_end = int(e[-1])
-
-    def close(self) -> None:
-        """Finish the file (writes the index and zoom levels)."""
-        if self._bw is not None:
-            self._bw.close()
-            self._bw = None
-
-    def __enter__(self) -> BigWigTrackWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class TrackParts:

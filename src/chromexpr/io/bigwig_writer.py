@@ -1,23 +1,52 @@
-"""Write bigWig files from flat interval arrays (pyBigWig), validated.
+"""chromexpr's one bigWig writer (pyBigWig), validated: whole arrays or one block at a time.
 
-Used by the simulator and by attribution tracks. Intervals are **0-based, half-open**
-``[start, end)``; bases not covered by any interval are written as no data (readers usually treat
-them as 0 or NaN).
+Used by the simulator (:func:`write_bigwig`) and by attribution tracks
+(:class:`BigWigTrackWriter`). Intervals are **0-based, half-open** ``[start, end)``; bases not
+covered by any interval are written as no data (readers usually treat them as 0 or NaN). Values are
+stored as float32, and adjacent intervals whose float32 values are equal are written as one
+(:func:`merge_runs`): a run of zeros is one record, as UCSC's ``bedGraphToBigWig`` writes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 
 from chromexpr.errors import InputError
 
-__all__ = ["write_bigwig"]
+__all__ = ["BigWigTrackWriter", "merge_runs", "write_bigwig"]
 
 #: Zoom levels pyBigWig computes on close (its default, the most a bigWig holds).
 MAX_ZOOMS = 10
+
+
+def merge_runs(
+    starts: np.ndarray, ends: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join touching intervals of equal float32 value (sorted, non-overlapping input).
+
+    Returns ``(starts, ends, float32 values)``; the signal per base is unchanged.
+
+    Examples
+    --------
+    >>> s, e, v = merge_runs(np.array([0, 10, 20, 35]), np.array([10, 20, 30, 40]),
+    ...                      np.array([0.0, 0.0, 0.0, 0.0]))
+    >>> s.tolist(), e.tolist(), v.tolist()
+    ([0, 35], [30, 40], [0.0, 0.0])
+    """
+    v32 = np.asarray(values, dtype=np.float32)
+    n = v32.shape[0]
+    if n < 2:
+        return starts, ends, v32
+    new_run = np.ones(n, dtype=bool)
+    new_run[1:] = (starts[1:] != ends[:-1]) | (v32[1:] != v32[:-1])
+    first = np.flatnonzero(new_run)
+    last = np.append(first[1:] - 1, n - 1)
+    return starts[first], ends[last], v32[first]
 
 
 def _chrom_codes(
@@ -126,8 +155,6 @@ def write_bigwig(
     >>> bw = pyBigWig.open(str(out)); bw.intervals("chr1"); bw.close()
     ((10, 20, 1.0), (100, 120, 2.0))
     """
-    import pyBigWig
-
     starts_a = np.asarray(starts, dtype=np.int64).reshape(-1)
     ends_a = np.asarray(ends, dtype=np.int64).reshape(-1)
     values_a = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -144,21 +171,145 @@ def write_bigwig(
         raise InputError(f"bigWig: chromosome {bad_size[0]!r} has a non-positive size")
     chrom_index = _chrom_codes(chrom_sizes, chroms, n)
     order, s_chrom = _validated_order(chrom_sizes, chrom_index, starts_a, ends_a, values_a)
-    s_start, s_end = starts_a[order], ends_a[order]
-    s_value = values_a[order].astype(np.float32).astype(np.float64)
+    s_start, s_end, s_value = starts_a[order], ends_a[order], values_a[order]
     names = list(chrom_sizes)
     bounds = np.searchsorted(s_chrom, np.arange(len(names) + 1), side="left")
-    bw = pyBigWig.open(str(path), "w")
-    if bw is None:
-        raise InputError("cannot open for writing", path=path)
-    try:
-        bw.addHeader([(name, int(chrom_sizes[name])) for name in names], maxZooms=MAX_ZOOMS)
+    with BigWigTrackWriter(path, chrom_sizes, validate=False) as writer:
         for i, name in enumerate(names):
             lo, hi = int(bounds[i]), int(bounds[i + 1])
-            if lo == hi:
-                continue
-            bw.addEntries(
-                [name] * (hi - lo), s_start[lo:hi], ends=s_end[lo:hi], values=s_value[lo:hi]
+            if lo < hi:
+                writer.add(name, s_start[lo:hi], s_end[lo:hi], s_value[lo:hi])
+
+
+class BigWigTrackWriter:
+    """Write a bigWig one chromosome block at a time (pyBigWig), validating every block.
+
+    Blocks must come in header order of chromosomes, each sorted by start, non-overlapping (also
+    across blocks of one chromosome), within ``[0, size)``, with finite values. Touching intervals
+    of equal float32 value are written as one, also across blocks (the last interval of a block is
+    held back until the next block or :meth:`close`). Zoom levels are computed on close.
+
+    Parameters
+    ----------
+    path
+        Output file (overwritten).
+    chrom_sizes
+        Header: every chromosome with its length, in order.
+    validate
+        Check every block (callers that validated their intervals already may skip it).
+
+    Examples
+    --------
+    >>> import tempfile, pyBigWig
+    >>> out = Path(tempfile.mkdtemp()) / "t.bw"
+    >>> with BigWigTrackWriter(out, {"chr1": 100, "chr2": 60}) as w:
+    ...     w.add("chr1", [0, 10], [10, 20], [1.0, -2.0])
+    ...     w.add("chr2", [5], [50], [0.5])
+    ...     w.add("chr2", [50], [60], [0.5])
+    >>> bw = pyBigWig.open(str(out)); bw.intervals("chr1"), bw.intervals("chr2"); bw.close()
+    (((0, 10, 1.0), (10, 20, -2.0)), ((5, 60, 0.5),))
+    """
+
+    def __init__(
+        self, path: str | Path, chrom_sizes: Mapping[str, int], *, validate: bool = True
+    ) -> None:
+        import pyBigWig
+
+        if not chrom_sizes:
+            raise InputError("bigWig: no chromosome sizes given")
+        self.path = Path(path)
+        self._sizes = {str(c): int(s) for c, s in chrom_sizes.items()}
+        self._order = {c: i for i, c in enumerate(self._sizes)}
+        self._validate = validate
+        self._last_chrom = -1
+        self._last_end = 0
+        self._pending: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+        bw = pyBigWig.open(str(self.path), "w")
+        if bw is None:
+            raise InputError("cannot open for writing", path=self.path)
+        self._bw: Any = bw
+        self._bw.addHeader(list(self._sizes.items()), maxZooms=MAX_ZOOMS)
+
+    def add(
+        self,
+        chrom: str,
+        starts: Sequence[int] | np.ndarray,
+        ends: Sequence[int] | np.ndarray,
+        values: Sequence[float] | np.ndarray,
+    ) -> None:
+        """Append intervals of ``chrom`` (see the class docs for the rules)."""
+        s = np.asarray(starts, dtype=np.int64).reshape(-1)
+        e = np.asarray(ends, dtype=np.int64).reshape(-1)
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not s.shape == e.shape == v.shape:
+            raise InputError(
+                f"bigWig: {s.size} starts, {e.size} ends and {v.size} values differ in length"
             )
-    finally:
-        bw.close()
+        if s.size == 0:
+            return
+        if chrom not in self._order:
+            raise InputError(f"bigWig: chromosome {chrom!r} is not in the header", path=self.path)
+        index = self._order[chrom]
+        if index < self._last_chrom:
+            raise InputError(
+                f"bigWig: chromosome {chrom!r} comes after a later one in header order",
+                path=self.path,
+            )
+        if index > self._last_chrom:
+            self._last_chrom, self._last_end = index, 0
+        size = self._sizes[chrom]
+        if self._validate and (
+            np.any(e <= s)
+            or s[0] < self._last_end
+            or np.any(s[1:] < e[:-1])
+            or e[-1] > size
+            or s[0] < 0
+        ):
+            raise InputError(
+                f"bigWig: intervals on {chrom} are empty, unsorted, overlapping or outside [0, "
+                f"{size})",
+                path=self.path,
+            )
+        if self._validate and not np.all(np.isfinite(v)):
+            raise InputError(f"bigWig: non-finite value on {chrom}", path=self.path)
+        self._last_end = int(e[-1])
+        pending = self._pending
+        if pending is not None and pending[0] == chrom:
+            s = np.concatenate([pending[1], s])
+            e = np.concatenate([pending[2], e])
+            v = np.concatenate([pending[3], v])
+        else:
+            self._flush()
+        s, e, v32 = merge_runs(s, e, v)
+        self._write(chrom, s[:-1], e[:-1], v32[:-1])
+        self._pending = (chrom, s[-1:], e[-1:], v32[-1:].astype(np.float64))
+
+    def _write(self, chrom: str, s: np.ndarray, e: np.ndarray, v32: np.ndarray) -> None:
+        if s.size:
+            self._bw.addEntries([chrom] * s.size, s, ends=e, values=v32.astype(np.float64))
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            chrom, s, e, v = self._pending
+            self._write(chrom, s, e, v.astype(np.float32))
+            self._pending = None
+
+    def close(self) -> None:
+        """Finish the file (writes the held-back interval, the index and zoom levels)."""
+        if self._bw is not None:
+            try:
+                self._flush()
+            finally:
+                self._bw.close()
+                self._bw = None
+
+    def __enter__(self) -> BigWigTrackWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
