@@ -38,10 +38,14 @@ import pandas as pd
 
 from chromexpr.simulate import SimulationConfig, simulate
 
-#: Configurations compared: the default, and unrelated groups without a trans programme.
-CONFIGS = {
-    "default (tree, strength 0.95, programme 0.5)": {},
-    "independent groups, no programme": {"lineage": "independent", "programme_share": 0.0},
+#: Configurations compared (folder name: label, overrides of the defaults): the default, and
+#: unrelated groups without a trans programme.
+CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
+    "tree": ("default (tree, strength 0.95, programme 0.5)", {}),
+    "independent": (
+        "independent groups, no programme",
+        {"lineage": "independent", "programme_share": 0.0},
+    ),
 }
 
 
@@ -170,13 +174,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         rows = []
-        for label, overrides in CONFIGS.items():
+        for name, (label, overrides) in CONFIGS.items():
             results = []
             for seed in args.seeds:
                 config = SimulationConfig.from_dict(
                     {"seed": seed, "formats": ["counts"], **overrides}
                 )
-                out = work / f"{'-'.join(label.split()[:2])}-{seed}"
+                out = work / f"{name}-{seed}"
                 simulate(config, out, force=True)
                 results.append(score(out))
             frame = pd.DataFrame(results)

@@ -615,9 +615,10 @@ def test_neighbours_predict_held_out_groups_only_along_the_lineage(
     four_groups: dict[str, Path],
 ) -> None:
     """The structure a ``neighbors`` model uses: a held-out group resembles its sibling."""
-    along_tree = _neighbours_r(four_groups["tree"])  # 0.47 at the time of writing
-    unrelated = _neighbours_r(four_groups["independent"])  # 0.10
-    assert along_tree > 0.4 and unrelated < 0.2 and along_tree - unrelated > 0.25
+    # seed 3: 0.33 and 0.06 at the time of writing; over seeds 0-5, 0.27-0.54 and -0.13-0.07
+    along_tree = _neighbours_r(four_groups["tree"])
+    unrelated = _neighbours_r(four_groups["independent"])
+    assert along_tree > 0.25 and unrelated < 0.15 and along_tree - unrelated > 0.2
 
 
 # -------------------- streaming

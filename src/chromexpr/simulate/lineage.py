@@ -21,6 +21,10 @@ Lineage = Literal["tree", "independent"]
 LINEAGES: tuple[Lineage, ...] = get_args(Lineage)
 
 
+#: Rows of traits drawn at a time by :meth:`LineageTree.draw`.
+_DRAW_CHUNK = 65_536
+
+
 @dataclass(frozen=True, eq=False)
 class LineageTree:
     """A rooted tree whose leaves ``0..n_leaves-1`` are the groups, in group order.
@@ -81,17 +85,23 @@ class LineageTree:
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` independent traits evolved along the tree (Brownian motion from 0 at the root).
 
+        Rows are drawn in chunks of :data:`_DRAW_CHUNK` (bounded memory), node by node within a
+        chunk.
+
         Returns
         -------
         numpy.ndarray
             ``float64 (n, n_leaves)``: each row ``~ N(0, covariance())``.
         """
-        steps = rng.standard_normal((n, self.n_nodes)) * np.sqrt(self.branch_length())[None, :]
-        value = np.zeros((n, self.n_nodes))
-        for node in range(self.n_nodes - 1, -1, -1):  # root first: parents before children
-            up = self.parent[node]
-            value[:, node] = steps[:, node] + (value[:, up] if up >= 0 else 0.0)
-        return value[:, : self.n_leaves]
+        out = np.empty((n, self.n_leaves))
+        scale = np.sqrt(self.branch_length())[:, None]
+        for lo in range(0, n, _DRAW_CHUNK):
+            m = min(_DRAW_CHUNK, n - lo)
+            value = rng.standard_normal((self.n_nodes, m)) * scale  # one contiguous row per node
+            for node in range(self.n_nodes - 2, -1, -1):  # root (last) first: parents before
+                value[node] += value[self.parent[node]]  # children; the root's step is 0
+            out[lo : lo + m] = value[: self.n_leaves].T
+        return out
 
     def newick(self, names: list[str]) -> str:
         """The tree in Newick format, leaves named ``names``, branch lengths to 4 decimals.
