@@ -35,6 +35,27 @@ def _ensure_bedtools(session: nox.Session) -> None:
     )
 
 
+def _pygenometracks(session: nox.Session) -> str:
+    """pyGenomeTracks in a virtualenv of its own (it pins an older matplotlib than chromexpr's).
+
+    Returns the path of its ``pyGenomeTracks`` program, for the tests that draw our outputs.
+    """
+    venv = Path(session.virtualenv.location).parent / "pygenometracks"
+    exe = venv / "bin" / "pyGenomeTracks"
+    if not exe.exists():
+        session.run("python", "-m", "venv", str(venv))
+        session.run(
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "pygenometracks==3.9",
+            external=True,
+        )
+    return str(exe)
+
+
 def _install(session: nox.Session, *extras: str) -> None:
     session.install(TORCH_PIN)
     target = "-e.[" + ",".join(extras) + "]" if extras else "-e."
@@ -47,7 +68,16 @@ def tests(session: nox.Session) -> None:
     _ensure_bedtools(session)
     _install(session, "test")
     session.install("snakemake>=8,<10")  # for the workflow/Snakefile end-to-end test
-    session.run("pytest", "-q", "-n", "2", "--durations=15", *session.posargs)
+    pgt = _pygenometracks(session)
+    session.run(
+        "pytest",
+        "-q",
+        "-n",
+        "2",
+        "--durations=15",
+        *session.posargs,
+        env={"CHROMEXPR_PYGENOMETRACKS": pgt},
+    )
 
 
 @nox.session(python=PYTHON)

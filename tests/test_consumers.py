@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,59 @@ def test_bigwig_runs_of_equal_values_are_one_record(tmp_path: Path) -> None:
         per_base = bbi.fetch(str(path), "chr1", 0, 1_000_000, missing=np.nan)
         np.testing.assert_allclose(per_base, np.repeat(values.astype(np.float32), 100), rtol=1e-6)
     assert len(list(bbi.fetch_intervals(str(blocks), "chr2", 0, sizes["chr2"]))) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# pyGenomeTracks: its links track reads column 7 as the score
+# --------------------------------------------------------------------------------------------
+
+
+def pygenometracks() -> str:
+    """The ``pyGenomeTracks`` program: ``$CHROMEXPR_PYGENOMETRACKS`` (noxfile.py installs it in a
+    virtualenv of its own), else the one on the PATH."""
+    exe = os.environ.get("CHROMEXPR_PYGENOMETRACKS") or shutil.which("pyGenomeTracks")
+    if not exe:
+        pytest.skip("pyGenomeTracks is not installed: pip install pygenometracks (own virtualenv)")
+    return exe
+
+
+@pytest.mark.slow
+def test_pygenometracks_reads_the_documented_conversion(
+    attribution: AttributionPaths, tmp_path: Path
+) -> None:
+    """``cut -f1-6,8 links.bedpe > links.arcs`` (docs/explain.md): pyGenomeTracks takes every
+    score and draws every arc; the unconverted BEDPE makes it drop the scores (column 7 = name)."""
+    exe = pygenometracks()
+    arcs = tmp_path / "links.arcs"
+    with arcs.open("w") as out:
+        subprocess.run(["cut", "-f1-6,8", str(attribution.links_bedpe)], stdout=out, check=True)
+    n_links = len(read_links(attribution.links_bedpe))
+
+    def draw(links: Path, name: str) -> tuple[Path, str]:
+        ini = tmp_path / f"{name}.ini"
+        ini.write_text(
+            f"[links]\nfile = {links}\nfile_type = links\ntitle = links\nheight = 4\n"
+            "color = viridis\n"
+        )
+        png = tmp_path / f"{name}.png"
+        done = subprocess.run(
+            [exe, "--tracks", str(ini), "--region", "chrA:1-30000", "-o", str(png)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return png, done.stdout + done.stderr
+
+    png, log = draw(arcs, "converted")
+    assert "score is not valid" not in log, log[-3000:]
+    chr_a = int((read_links(attribution.links_bedpe)["chrom1"] == "chrA").sum())
+    assert f"{chr_a} were links plotted" in log
+    assert chr_a < n_links  # chrB's links are outside the region
+    image = read_png(png)
+    colours = {tuple(c) for c in image.reshape(-1, 3) if not (c == c[0]).all()}
+    assert len(colours) > 10  # arcs coloured by their scores through the colormap
+
+    _, raw_log = draw(attribution.links_bedpe, "unconverted")
+    assert "score is not valid" in raw_log
