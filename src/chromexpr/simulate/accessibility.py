@@ -280,7 +280,7 @@ def build_universe(
     on = tree.draw(rng, n) > threshold
     if n_groups >= 2:  # at least one group on and one off
         # Redraw peaks on (or off) everywhere: keeps the tree's structure among the rest.
-        for _ in range(_REDRAWS):
+        for _ in range(_REDRAWS if math.isfinite(threshold) else 0):
             flat = np.flatnonzero(on.all(axis=1) | ~on.any(axis=1))
             if flat.size == 0:
                 break
