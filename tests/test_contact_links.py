@@ -229,3 +229,83 @@ def test_cli_attribute_link_options_with_a_trained_model(
         expect=2,
     )
     assert "magic" in bad.stderr
+
+
+def _make_cool(path: Path) -> Path:
+    """A 1-kb contact map of the toy genome: contact(i, j) = 100 / (1 + |i - j|) within 10 bins."""
+    cooler = pytest.importorskip("cooler")
+    bins = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "chrom": chrom,
+                    "start": np.arange(0, size, 1000),
+                    "end": np.minimum(np.arange(0, size, 1000) + 1000, size),
+                }
+            )
+            for chrom, size in CHROM_SIZES.items()
+        ],
+        ignore_index=True,
+    )
+    first = {c: int(np.flatnonzero(bins["chrom"] == c)[0]) for c in CHROM_SIZES}
+    rows = []
+    for chrom in CHROM_SIZES:
+        n = int((bins["chrom"] == chrom).sum())
+        for i in range(n):
+            for j in range(i, min(n, i + 11)):
+                rows.append((first[chrom] + i, first[chrom] + j, 100.0 / (1 + j - i)))
+    pixels = pd.DataFrame(rows, columns=["bin1_id", "bin2_id", "count"])
+    cooler.create_cooler(str(path), bins, pixels, dtypes={"count": float}, ordered=True)
+    return path
+
+
+def test_contact_map_replaces_the_power_law(sparse: Dataset, tmp_path: Path) -> None:
+    cool = _make_cool(tmp_path / "toy.cool")
+    params = ScoreParams(activity_exponent=1.0, gamma=1.0, min_distance=1000.0, evidence_weight=0)
+    paths = attribute(
+        LinearToy(sparse),
+        sparse,
+        tmp_path / "a",
+        method="input_x_gradient",
+        all_links=True,
+        score_params=params,
+        contacts=cool,
+    )
+    links = _read(paths.links_bedpe)
+    bin_mid = np.where(
+        links["end1"] - links["start1"] == 1,
+        (links["start2"] + links["end2"]) // 2,
+        (links["start1"] + links["end1"]) // 2,
+    )
+    tss_map = links["tss"].to_numpy() // 1000
+    gap = np.abs(bin_mid // 1000 - tss_map)
+    shape = np.where(gap == 0, 50.0, 100.0 / (1 + gap))  # the diagonal takes its neighbour's value
+    shape = np.where(gap <= 10, shape, np.nan)
+    # per gene, scaled to the power law's sum over the same bins (every toy bin is in the map)
+    for gene, rows in links.groupby("gene_id").groups.items():
+        idx = np.asarray([links.index.get_loc(r) for r in rows])
+        got = links["contact"].to_numpy()[idx]
+        assert np.isfinite(shape[idx]).all(), gene
+        ratio = got / shape[idx]
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)  # same shape as the map
+    meta = paths.provenance.read_text()
+    assert "toy.cool" in meta
+    with pytest.raises(InputError, match="contact map not found"):
+        attribute(LinearToy(sparse), sparse, tmp_path / "b", contacts=tmp_path / "none.cool")
+
+
+def test_read_contacts_values_and_gaps(tmp_path: Path) -> None:
+    from chromexpr.io.contacts import open_contact_map, read_contacts
+
+    clr = open_contact_map(_make_cool(tmp_path / "toy.cool"), bin_size=1000)
+    tss = np.array([5_500])
+    mids = np.array([[500, 4_500, 5_500, 6_500, 20_500, 40_000]])  # last: off chrA (30 kb)
+    power = np.ones((1, 6))
+    got = read_contacts(clr, "chrA", tss, mids, power_law=power)
+    raw = np.array([100 / 6, 50.0, 50.0, 50.0, np.nan, np.nan])  # gap 15 > 10: no pixel -> 0
+    raw[4] = 0.0
+    np.testing.assert_allclose(got[0], raw * (5 / raw[:5].sum()), rtol=1e-6)
+    assert np.isnan(got[0, 5])
+    # "A" matches "chrA"; a chromosome the map lacks gives NaN (the power law fills it)
+    np.testing.assert_allclose(read_contacts(clr, "A", tss, mids, power_law=power), got)
+    assert np.isnan(read_contacts(clr, "chrZ", tss, mids, power_law=power)).all()

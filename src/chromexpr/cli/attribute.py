@@ -101,6 +101,14 @@ def attribute_command(
             "--all-links", help="Write every bin with a non-zero link score, not the top-k."
         ),
     ] = False,
+    contacts: Annotated[
+        Path | None,
+        typer.Option(
+            "--contacts",
+            help="Hi-C/Micro-C .cool/.mcool (file.mcool::resolutions/N): measured contacts "
+            "replace the power law in the contact link score.",
+        ),
+    ] = None,
     per_group: Annotated[
         bool, typer.Option("--per-group", help="One track per sample group instead of per sample.")
     ] = False,
@@ -151,6 +159,7 @@ def attribute_command(
             top_k=top_k,
             link_score=link_score.value,
             all_links=all_links,
+            contacts=contacts,
             per_group=per_group,
             batch_size=batch_size,
             n_steps=n_steps,

@@ -47,6 +47,7 @@ from chromexpr.explain.contact import (
     ScoreParams,
     contact_link_scores,
     model_evidence,
+    power_law_contact,
 )
 from chromexpr.explain.coordinates import bin_intervals, bin_midpoints
 from chromexpr.explain.links import (
@@ -143,7 +144,12 @@ def select_genes(dataset: Dataset, genes: Sequence[str] | None) -> np.ndarray:
 def _chrom_sizes(
     dataset: Dataset, gene_idx: np.ndarray, override: Mapping[str, int] | None
 ) -> tuple[dict[str, int], str]:
-    """Chromosome sizes for the track headers and clipping, and where they came from."""
+    """Chromosome sizes for the track headers and clipping, and where they came from.
+
+    Sizes come from ``override`` (``--chrom-sizes``) or the dataset (bigWig headers or the
+    ``--chrom-sizes`` given to ``bin``); a chromosome of the genes without a known size is an
+    error: a guessed size would be written into every bigWig header.
+    """
     chroms = dataset.genes["chrom"].to_numpy()[gene_idx]
     if override is not None:
         sizes, source = {str(c): int(s) for c, s in override.items()}, "given"
@@ -159,12 +165,12 @@ def _chrom_sizes(
             f"{', '.join(missing[:5])}"
         )
     if missing:
-        tss = dataset.genes["tss"].to_numpy()[gene_idx]
-        for chrom in missing:
-            sizes[chrom] = int(tss[chroms == chrom].max()) + dataset.spec.flank + 1
-        source = "dataset + estimated (farthest window end) for " + ", ".join(missing[:5])
-        logger.warning(
-            "no size known for %s; tracks end at the farthest window end", ", ".join(missing[:5])
+        raise InputError(
+            f"no size known for chromosome(s) {', '.join(missing[:5])}: the dataset's inputs "
+            "(peaks, bedGraph or counts) carry none",
+            path=dataset.path,
+            fix="pass --chrom-sizes genome.chrom.sizes (or the genome's .fai), or --genes on "
+            "chromosomes with known sizes",
         )
     return sizes, source
 
@@ -198,6 +204,7 @@ def attribute(
     link_score: LinkScore = "contact",
     score_params: ScoreParams | None = None,
     all_links: bool = False,
+    contacts: str | Path | None = None,
     per_group: bool = False,
     batch_size: int = 256,
     n_steps: int = 50,
@@ -241,6 +248,10 @@ def attribute(
     all_links
         Write every bin with a non-zero link score (``contact``: every bin with accessibility)
         instead of the ``top_k`` best per gene, so that a benchmark can rank every element.
+    contacts
+        A Hi-C/Micro-C contact map (``.cool``, ``.mcool``, ``file.mcool::resolutions/N``) whose
+        contacts replace the power law in the ``contact`` score
+        (:func:`chromexpr.io.contacts.read_contacts`); needs ``pip install cooler``.
     per_group
         One track per sample group (the mean attribution over the group's samples, then combined
         over genes) instead of one per sample.
@@ -278,6 +289,13 @@ def attribute(
             f"unknown link score {link_score!r}; use one of {', '.join(get_args(LinkScore))}"
         )
     params = score_params or ScoreParams()
+    contact_map = None
+    if contacts is not None:
+        if link_score != "contact":
+            raise InputError("a contact map is used by the 'contact' link score only")
+        from chromexpr.io.contacts import open_contact_map
+
+        contact_map = open_contact_map(contacts, bin_size=dataset.spec.bin_size)
     if dataset.n_samples == 0:
         raise InputError("the dataset has no complete samples", path=dataset.path)
     final = check_writable(output_dir, force=force)
@@ -323,6 +341,7 @@ def attribute(
             link_score=link_score,
             score_params=params,
             all_links=all_links,
+            contact_map=contact_map,
             parts=parts,
             profile=profile,
             link_frames=link_frames,
@@ -360,6 +379,7 @@ def attribute(
             "link_score": link_score,
             "score_params": params.to_dict() if link_score == "contact" else None,
             "all_links": all_links,
+            "contacts": None if contacts is None else str(contacts),
             "per_group": per_group,
             "samples": [dataset.samples[int(p)] for p in sample_pos],
             "genes": None if genes is None else list(genes),
@@ -434,6 +454,7 @@ class _Run:
     link_score: LinkScore
     score_params: ScoreParams
     all_links: bool
+    contact_map: Any
     parts: Any
     profile: ProfileAccumulator
     link_frames: list[pd.DataFrame]
@@ -491,12 +512,26 @@ def _attribute_chromosome(
     components: dict[str, np.ndarray] = {"mean_abs_attribution": importance}
     link = importance
     if run.link_score == "contact":
-        tss_mid = tss[:, None].astype(np.float64) + 0.5
+        mids = bin_midpoints(starts, ends)
+        distance = np.abs(mids - (tss[:, None].astype(np.float64) + 0.5))
+        measured = None
+        if run.contact_map is not None:
+            from chromexpr.io.contacts import read_contacts
+
+            p = run.score_params
+            measured = read_contacts(
+                run.contact_map,
+                chrom,
+                tss,
+                mids,
+                power_law=power_law_contact(distance, gamma=p.gamma, min_distance=p.min_distance),
+            )
         scored = contact_link_scores(
             activity_sum / n,
-            np.abs(bin_midpoints(starts, ends) - tss_mid),
+            distance,
             params=run.score_params,
             evidence=model_evidence(importance, valid),
+            contact=measured,
             valid=valid,
         )
         link = scored.pop("score")
