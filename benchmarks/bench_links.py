@@ -248,9 +248,7 @@ def simulator_part(work: Path, *, quick: bool) -> dict:
     from chromexpr.annotation.tss import load_tss
     from chromexpr.binning.pipeline import bin_dataset
     from chromexpr.dataset.store import open_dataset
-    from chromexpr.evaluate.links import link_recovery
-    from chromexpr.explain.coordinates import bin_intervals
-    from chromexpr.io.crispr_files import read_links_bedpe
+    from chromexpr.evaluate.truth import links_file_recovery
     from chromexpr.io.evaluation_files import read_truth_links
     from chromexpr.io.samples import read_sample_sheet
     from chromexpr.io.tss_bed import write_tss_bed
@@ -275,27 +273,7 @@ def simulator_part(work: Path, *, quick: bool) -> dict:
     train(ds_path, expression, model_dir, options)
     dataset = open_dataset(ds_path)
     genes = dataset.genes.reset_index(drop=True)
-    sizes = dataset.attrs.get("chrom_sizes") or {}
-    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, np.iinfo(np.int64).max)).to_numpy()
-    starts, ends = bin_intervals(
-        genes["tss"].to_numpy(),
-        genes["strand"].to_numpy() == "-",
-        dataset.spec,
-        chrom_size=chrom_size,
-    )
-    keep = ends > starts
-    rows = np.nonzero(keep)
-    grid = pd.DataFrame(
-        {
-            "gene_id": genes["gene_id"].to_numpy()[rows[0]],
-            "bin_start": starts[keep],
-            "bin_end": ends[keep],
-        }
-    )
-    truth = read_truth_links(
-        sim_dir / "truth" / "links.bedpe", genes=genes[["gene_id", "chrom", "tss"]]
-    )
-    truth = truth[truth["gene_id"].isin(set(genes["gene_id"]))]
+    truth_path = sim_dir / "truth" / "links.bedpe"
     out: dict[str, Any] = {"n_genes": n_genes, "n_samples": n_samples, "seed": 0}
     for score in ("contact", "attribution"):
         bedpe = _attribute_links(
@@ -306,14 +284,9 @@ def simulator_part(work: Path, *, quick: bool) -> dict:
             score,
             list(dataset.samples),
         )
-        links = read_links_bedpe(bedpe)[["gene_id", "bin_start", "score"]]
-        scores = grid.merge(links, on=["gene_id", "bin_start"], how="left").fillna({"score": 0.0})
-        out[score] = link_recovery(
-            scores,
-            truth,
-            bin_size=dataset.spec.bin_size,
-            genes=genes[["gene_id", "chrom", "tss", "strand"]],
-        )
+        out[score] = links_file_recovery(bedpe, truth_path, dataset)
+    truth = read_truth_links(truth_path, genes=genes[["gene_id", "chrom", "tss"]])
+    truth = truth[truth["gene_id"].isin(set(genes["gene_id"]))]
     out["n_planted_links"] = len(truth)
     return out
 

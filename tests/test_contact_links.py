@@ -309,3 +309,51 @@ def test_read_contacts_values_and_gaps(tmp_path: Path) -> None:
     # "A" matches "chrA"; a chromosome the map lacks gives NaN (the power law fills it)
     np.testing.assert_allclose(read_contacts(clr, "A", tss, mids, power_law=power), got)
     assert np.isnan(read_contacts(clr, "chrZ", tss, mids, power_law=power)).all()
+
+
+def test_links_file_recovery_ranks_every_bin(sparse: Dataset, tmp_path: Path) -> None:
+    from chromexpr.evaluate.truth import links_file_recovery
+
+    paths = attribute(
+        LinearToy(sparse), sparse, tmp_path / "a", method="input_x_gradient", all_links=True
+    )
+    links = _read(paths.links_bedpe)
+    # planted truth = the links scoring above the median: a perfect ranking
+    strong = links[links["raw_score"] > links["raw_score"].median()]
+    bin_first = strong["end1"] - strong["start1"] > 1
+    truth = pd.DataFrame(
+        {
+            "chrom1": strong["chrom1"],
+            "start1": np.where(bin_first, strong["start1"], strong["start2"]),
+            "end1": np.where(bin_first, strong["end1"], strong["end2"]),
+            "chrom2": strong["chrom1"],
+            "start2": strong["tss"],
+            "end2": strong["tss"] + 1,
+            "strand1": ".",
+            "strand2": strong["strand"],
+            "gene_id": strong["gene_id"],
+            "gene_name": strong["gene_name"],
+            "effect": 1.0,
+        }
+    )
+    truth_path = tmp_path / "truth.bedpe"
+    with truth_path.open("w") as handle:
+        handle.write("#" + "\t".join(truth.columns) + "\n")
+        truth.to_csv(handle, sep="\t", index=False, header=False)
+    result = links_file_recovery(paths.links_bedpe, truth_path, sparse)
+    assert result["auprc"] == 1.0
+    n_candidates = int(_valid(sparse).sum())
+    assert result["n_bins"] == n_candidates  # every in-genome bin, linked or not
+    assert result["n_positive"] == len(strong)
+    assert result["baseline_auprc"] == pytest.approx(len(strong) / n_candidates)
+    assert 0 < result["distance_auprc"] < 1
+
+
+def _valid(dataset: Dataset) -> np.ndarray:
+    starts, ends = bin_intervals(
+        dataset.genes["tss"],
+        dataset.genes["strand"] == "-",
+        SPEC,
+        chrom_size=dataset.genes["chrom"].map(CHROM_SIZES).to_numpy(),
+    )
+    return ends > starts

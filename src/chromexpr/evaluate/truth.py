@@ -186,3 +186,56 @@ def write_truth_checks(
     with atomic_path(Path(eval_dir) / TRUTH_TSV, force=True) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)
     return truth_summary(frame)
+
+
+def links_file_recovery(
+    links_bedpe: str | Path, truth_links: str | Path, dataset: Dataset
+) -> dict[str, float]:
+    """AUPRC of the planted links from a ``links.bedpe`` of ``chromexpr attribute``.
+
+    Every in-genome bin of every linked gene is a candidate; a bin's evidence is its link's raw
+    score (``raw_score``, else ``score``) and 0 for bins without a link (write the links with
+    ``--all-links`` to rank them all). The result is :func:`chromexpr.evaluate.links.link_recovery`
+    (``auprc`` beside ``distance_auprc`` and ``baseline_auprc``, on the same candidates).
+    """
+    from chromexpr.evaluate.links import link_recovery
+    from chromexpr.explain.coordinates import bin_intervals
+    from chromexpr.io.crispr_files import read_links_bedpe
+    from chromexpr.io.evaluation_files import read_truth_links
+
+    links = read_links_bedpe(links_bedpe)
+    linked = set(links["gene_id"].astype(str))
+    table = dataset.genes.reset_index(drop=True)
+    genes = table[table["gene_id"].astype(str).isin(linked)].reset_index(drop=True)
+    if genes.empty:
+        raise InputError("no gene of the links is in the dataset", path=links_bedpe)
+    sizes = dataset.attrs.get("chrom_sizes") or {}
+    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, np.iinfo(np.int64).max)).to_numpy()
+    starts, ends = bin_intervals(
+        genes["tss"].to_numpy(),
+        genes["strand"].to_numpy() == "-",
+        dataset.spec,
+        chrom_size=chrom_size,
+    )
+    keep = ends > starts
+    rows = np.nonzero(keep)[0]
+    grid = pd.DataFrame(
+        {
+            "gene_id": genes["gene_id"].astype(str).to_numpy()[rows],
+            "bin_start": starts[keep],
+            "bin_end": ends[keep],
+        }
+    )
+    score = links.assign(gene_id=links["gene_id"].astype(str))[["gene_id", "bin_start", "score"]]
+    scores = grid.merge(score, on=["gene_id", "bin_start"], how="left")
+    scores["score"] = scores["score"].fillna(0.0)
+    truth = read_truth_links(truth_links, genes=genes[["gene_id", "chrom", "tss"]])
+    truth = truth[truth["gene_id"].isin(linked)]
+    if truth.empty:
+        raise InputError("no planted link belongs to a linked gene", path=truth_links)
+    return link_recovery(
+        scores,
+        truth,
+        bin_size=dataset.spec.bin_size,
+        genes=genes[["gene_id", "chrom", "tss", "strand"]],
+    )
