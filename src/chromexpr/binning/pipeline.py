@@ -210,10 +210,16 @@ def _fill(
 
 
 def _chrom_sizes_for(genes: pd.DataFrame, sizes: dict[str, int]) -> dict[str, int]:
-    """Sizes of the genes' chromosomes: known ones, else the farthest window end (a lower bound)."""
+    """Known sizes of the genes' chromosomes (from bigWig headers or ``--chrom-sizes``).
+
+    A chromosome whose size no input gives is left out, never guessed: its size is unknown, and
+    readers of the dataset (``attribute``) ask for ``--chrom-sizes`` rather than write a made-up
+    size into a file.
+    """
     out: dict[str, int] = {}
-    for chrom, group in genes.groupby("chrom", sort=False):
-        out[str(chrom)] = int(sizes.get(str(chrom), int(group["start"].max()) + 1))
+    for chrom in genes["chrom"].astype(str).unique():
+        if chrom in sizes:
+            out[chrom] = int(sizes[chrom])
     return out
 
 

@@ -507,11 +507,22 @@ class Dataset:
             yield sl, self.read_block(sl, positions)
 
     def to_xarray(self) -> Any:
-        """The store as an ``xarray.Dataset`` (lazy), restricted to complete samples."""
+        """The store as an ``xarray.Dataset`` (lazy), restricted to complete samples.
+
+        Nested attributes (``provenance``, ``sources``, ``chrom_sizes``) are JSON strings here, so
+        that ``to_xarray().to_netcdf(path)`` works (netCDF attributes are flat); ``json.loads``
+        gives the dictionaries back.
+        """
+        import json
+
         import xarray as xr
 
-        ds = xr.open_zarr(str(self.path))
-        return ds.isel(sample=self._sample_index)
+        ds = xr.open_zarr(str(self.path)).isel(sample=self._sample_index)
+        ds.attrs = {
+            k: json.dumps(v, default=str) if isinstance(v, (dict, list, bool)) or v is None else v
+            for k, v in ds.attrs.items()
+        }
+        return ds
 
 
 def open_dataset(path: str | Path) -> Dataset:
