@@ -45,22 +45,24 @@ _PANEL = 3.6  # inches per panel
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:
-    """A stable colour per model (baseline grey).
+    """A stable colour per model (baseline grey), whatever the order the models are given in.
+
+    Colours follow the models' sorted names, so ``report a b`` and ``report b a`` draw each model
+    in the same colour; the returned dictionary keeps the given order.
 
     Examples
     --------
     >>> model_colors(["fc", "mean (baseline)", "lasso"])
     {'fc': '#1f77b4', 'mean (baseline)': '#7f7f7f', 'lasso': '#ff7f0e'}
+    >>> model_colors(["lasso", "fc"])
+    {'lasso': '#ff7f0e', 'fc': '#1f77b4'}
     """
-    out: dict[str, str] = {}
-    i = 0
-    for m in models:
-        if m == BASELINE:
-            out[m] = BASELINE_COLOR
-        else:
-            out[m] = _PALETTE[i % len(_PALETTE)]
-            i += 1
-    return out
+    ranked = sorted({str(m) for m in models if m != BASELINE})
+    index = {m: i for i, m in enumerate(ranked)}
+    return {
+        m: BASELINE_COLOR if m == BASELINE else _PALETTE[index[str(m)] % len(_PALETTE)]
+        for m in models
+    }
 
 
 def _grid(

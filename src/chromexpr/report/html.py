@@ -14,6 +14,7 @@ import io
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +53,7 @@ solid #ddd;padding:.25em .55em;text-align:right} th{background:#f0f0f0} td.l,th.
 tr.held td{background:#fffbea} td.best{font-weight:bold} figure{margin:1.4em 0} figure img,figure
 svg{max-width:100%;height:auto} figcaption{font-size:.88em;color:#444;max-width:60em}
 .muted{color:#777;font-size:.85em} code{background:#f0f0f0;padding:0 .2em;border-radius:3px}
+.wide{max-width:100%;overflow-x:auto}
 """
 
 
@@ -153,9 +155,10 @@ def metrics_table(metrics: pd.DataFrame, models: Sequence[str], *, held_out: str
         if held:
             best[column] = min(held) if column in LOWER_IS_BETTER else max(held)
     rows = [
-        "<table>",
+        '<div class="wide"><table>',
         '<tr><th class="l">model</th><th class="l">split</th>'
-        + "".join(f"<th>{_e(c)}</th>" for c in columns)
+        # long metric names may break after an underscore, so the table fits the page
+        + "".join(f"<th>{_e(c).replace('_', '_<wbr>')}</th>" for c in columns)
         + "</tr>",
     ]
     for key in keys:
@@ -176,7 +179,7 @@ def metrics_table(metrics: pd.DataFrame, models: Sequence[str], *, held_out: str
             + "".join(cells)
             + "</tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "\n".join(rows)
 
 
@@ -425,6 +428,25 @@ def _attribution_lines(data: ReportData) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+def shown_path(path: Path, report_dir: Path | None) -> str:
+    """How an input is named in a report: relative to the report's folder, else its last part.
+
+    Examples
+    --------
+    >>> shown_path(Path("/home/ann/x/eval/lasso"), Path("/home/ann/x"))
+    'eval/lasso'
+    >>> shown_path(Path("/home/ann/private/eval"), Path("/tmp/r"))
+    'eval'
+    """
+    path = Path(path)
+    if report_dir is not None:
+        try:
+            return path.resolve().relative_to(Path(report_dir).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name or str(path)
+
+
 def render_page(
     data: ReportData,
     items: Sequence[FigureItem],
@@ -432,8 +454,14 @@ def render_page(
     *,
     title: str,
     figure_folder: str,
+    report_dir: Path | None = None,
 ) -> str:
-    """The whole HTML document."""
+    """The whole HTML document.
+
+    Inputs are listed by their path relative to ``report_dir`` (the report's folder) when they lie
+    inside it, else by their folder name only: a shared report does not show where its author's
+    files are.
+    """
     from chromexpr._version import __version__
     from chromexpr.report.run import held_out_split, overall_rows
 
@@ -463,7 +491,8 @@ def render_page(
                 f"<code>{_e(split)}</code>)</summary>{''.join(tables)}</details>"
             )
     sources = "".join(
-        f"<li><code>{_e(p)}</code></li>" for p in [*data.eval_dirs, *data.attribution_dirs]
+        f"<li><code>{_e(shown_path(p, report_dir))}</code></li>"
+        for p in [*data.eval_dirs, *data.attribution_dirs]
     )
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>

@@ -457,6 +457,13 @@ def make_report(
         png, svg, html = render_figure(item, embed=embed)
         rendered[item.name] = (png, svg)
         blocks.append(html)
-    page = render_page(data, items, blocks, title=title, figure_folder=figure_directory(final).name)
+    page = render_page(
+        data,
+        items,
+        blocks,
+        title=title,
+        figure_folder=figure_directory(final).name,
+        report_dir=final.parent,
+    )
     write_report(final, page, rendered, force=force)
     return final
