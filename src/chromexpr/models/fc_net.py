@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -568,7 +569,14 @@ def _resume(
             f"cannot resume: no checkpoint at {path}",
             fix="train without --resume to start afresh",
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+        raise InputError(
+            "cannot resume: the checkpoint is damaged (truncated, or not a checkpoint of tensors)",
+            path=path,
+            fix="drop --resume and add --force to start afresh",
+        ) from None
     _check_resumable(ckpt, config, path)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])

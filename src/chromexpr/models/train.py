@@ -11,6 +11,7 @@ deviations (prediction minus the fold's training mean).
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import warnings
@@ -633,6 +634,60 @@ def _quiet_logging() -> None:
     log.configure(quiet=True)
 
 
+#: File in the checkpoint directory with the settings of the run that wrote it.
+RUN_JSON = "run.json"
+#: Settings that may change on --resume (they do not change what the finished run computes).
+RESUMABLE_CHANGES = frozenset({"params.epochs", "params.patience", "params.device"})
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and tuples kept as lists)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
+
+
+def record_run(checkpoints: Path, options: TrainOptions) -> None:
+    """Write the run's settings beside its checkpoints (compared by :func:`check_resumable_run`)."""
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(options.to_dict(), indent=1, sort_keys=True, default=str) + "\n"
+    with atomic_path(checkpoints / RUN_JSON, force=True) as tmp:
+        tmp.write_text(text)
+
+
+def check_resumable_run(checkpoints: Path, options: TrainOptions) -> None:
+    """Raise :class:`InputError` naming each setting that differs from the interrupted run's.
+
+    Only epochs, patience and the device may change (:data:`RESUMABLE_CHANGES`).
+    """
+    path = checkpoints / RUN_JSON
+    fix = "resume with the original settings, or drop --resume and add --force to start afresh"
+    if not path.is_file():
+        return  # checkpoints of an older chromexpr: each fit still checks its own settings
+    try:
+        saved = _flat(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(
+            "the interrupted run's settings are unreadable", path=path, fix=fix
+        ) from None
+    now = _flat(json.loads(json.dumps(options.to_dict(), default=str)))
+    differ = sorted(
+        k
+        for k in saved.keys() | now.keys()
+        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
+    )
+    if differ:
+        detail = "; ".join(f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in differ)
+        raise InputError(
+            f"cannot resume: settings differ from the interrupted run's ({detail})",
+            path=checkpoints,
+            fix=fix,
+        )
+
+
 def checkpoint_directory(output: Path) -> Path:
     """Where ``fc`` checkpoints of ``output`` live while training (kept if interrupted, for
     --resume)."""
@@ -725,9 +780,22 @@ def _train(
         raise InputError(
             "nothing to resume: no checkpoints", path=checkpoints, fix="run without --resume"
         )
-    if writer and not resume and checkpoints.exists():
-        shutil.rmtree(checkpoints)
+    if not resume and checkpoints.exists() and not force:
+        raise InputError(
+            "an interrupted run left its checkpoints here",
+            path=checkpoints,
+            fix="add --resume to continue it with the same settings, or --force to start "
+            "afresh (deletes them)",
+        )
+    if resume:
+        check_resumable_run(checkpoints, options)
     ctx = load_context(dataset, expression, options)
+    if writer and not resume:  # only now: a run that fails to load its data deletes nothing
+        if checkpoints.exists():
+            shutil.rmtree(checkpoints)
+        candidates = options.auto_candidates if options.model == "auto" else (options.model,)
+        if "fc" in candidates:  # the model that checkpoints
+            record_run(checkpoints, options)
     model_name = options.model
     record: dict[str, Any] = {}
     fold_results: list[tuple[FitResult, str]] = []
