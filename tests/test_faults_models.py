@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -285,3 +289,94 @@ def test_an_output_under_a_file_is_refused_before_any_work(
     one_line(result, str(afile), "is a file, not a directory")
     # checked first: the report's missing input is not what is reported
     assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# interrupted runs: checkpoints kept, --resume checked, outputs whole or absent
+
+
+def _start(*args: object) -> subprocess.Popen[str]:
+    """``python -m chromexpr ARGS`` started in a fresh process (not waited for)."""
+    command = [sys.executable, "-m", "chromexpr", *(str(a) for a in args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_an_interrupted_fc_run_keeps_its_checkpoints_and_resume_checks_them(
+    planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "m"
+    checkpoints = tmp_path / "m.checkpoints"
+    fc = ["--model", "fc", "--backbone", "none", "--patience", "0", "--threads", "1", "-q"]
+    train = ["train", planted.dataset, "-e", planted.expression, "-o", out, *fc]
+    process = _start(*train, "--hidden", "8", "--epochs", "100000")
+    _wait_for(checkpoints / "main" / "checkpoint.pt", process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    kept = snapshot(tmp_path)
+    assert "m.checkpoints/main/checkpoint.pt" in kept
+    # a new run does not delete them silently, even with --force when its input is missing
+    again = fresh_cli(*train, "--hidden", "8", expect=None)
+    one_line(again, str(checkpoints), "interrupted run", "--resume", "--force")
+    missing = [a if a != planted.expression else tmp_path / "none.tsv" for a in train]
+    lost = fresh_cli(*missing, "--hidden", "8", "--force", expect=None)
+    one_line(lost, "none.tsv")
+    assert snapshot(tmp_path) == kept
+    # resuming with another architecture names the setting
+    other = fresh_cli(*train, "--hidden", "16", "--resume", expect=None)
+    one_line(other, str(checkpoints), "params.hidden: [8] then, [16] now")
+    # a damaged checkpoint is one line with the way out
+    _truncate(checkpoints / "main" / "checkpoint.pt")
+    damaged = fresh_cli(*train, "--hidden", "8", "--resume", expect=None)
+    one_line(damaged, "checkpoint.pt", "checkpoint is damaged", "--force")
+    assert not out.exists()
+
+
+def _complete_evaluation(directory: Path) -> bool:
+    names = {p.name for p in directory.iterdir()}
+    return {"metrics.tsv", "per_gene.tsv", "predictions.tsv", "model.json"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+def test_evaluate_killed_at_any_time_leaves_the_old_evaluation_or_a_whole_new_one(
+    delay: float, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    evaluate = ["evaluate", models["lasso"], planted.dataset, "-e", planted.expression, "-o", out]
+    fresh_cli(*evaluate, "-q")
+    old = snapshot(out)
+    process = _start(*evaluate, "-q", "--force", "--splits", "test")
+    time.sleep(delay)
+    process.kill()
+    process.communicate(timeout=60)
+    visible = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert visible == ["eval"]
+    assert snapshot(out) == old or _complete_evaluation(out)
+
+
+def test_evaluate_checks_every_input_before_writing(
+    models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    evaluate = ["evaluate", models["lasso"], planted.dataset, "-e", planted.expression, "-o", out]
+    for option in ("--truth", "--noise-free"):
+        result = fresh_cli(*evaluate, option, tmp_path / "missing.tsv", expect=None)
+        one_line(result, "missing.tsv", f"{option} file not found")
+        assert not out.exists()
+    fresh_cli(*evaluate, "-q")
+    old = snapshot(out)
+    forced = fresh_cli(*evaluate, "--force", "--truth", tmp_path / "missing.tsv", expect=None)
+    one_line(forced, "missing.tsv")
+    assert snapshot(out) == old  # --force replaces an evaluation only with a finished one
