@@ -180,6 +180,23 @@ class Model(ABC):
             ``float64 (len(genes), len(samples))``.
         """
 
+    def begin_predict(self, source: BlockSource) -> None:
+        """Prepare predictions of every sample of ``source`` (called before its blocks).
+
+        Models whose prediction of one gene reads more than that gene's own bins (``neighbors``,
+        ``hybrid``: each sample's similarity to the training samples, over all genes) read it here.
+        The default reads nothing.
+        """
+        del source
+
+    def predict_columns(
+        self, x: np.ndarray, genes: np.ndarray, samples: np.ndarray, columns: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`predict` of a block whose samples are ``columns`` (local sample indices) of the
+        source given to :meth:`begin_predict`; the default ignores them."""
+        del columns
+        return self.predict(x, genes, samples)
+
     @abstractmethod
     def arrays(self) -> dict[str, np.ndarray]:
         """Fitted state as numpy arrays (saved in ``model.npz``)."""
@@ -285,7 +302,12 @@ def register(cls: type[Model]) -> type[Model]:
 
 
 def _load_builtin_models() -> None:
-    from chromexpr.models import baselines, fc, lasso  # noqa: F401  (imports register the classes)
+    from chromexpr.models import (  # noqa: F401  (imports register the classes)
+        baselines,
+        fc,
+        lasso,
+        neighbors,
+    )
 
 
 def model_names() -> list[str]:
@@ -405,13 +427,14 @@ class FittedModel:
         n_samples = source.sample_position.size
         codes = self.group_codes(groups if groups is not None else [""] * n_samples)
         out = np.empty((source.gene_index.size, n_samples), dtype=np.float64)
+        self.model.begin_predict(source)
         if not self.model.reads_openness:
             local = np.arange(source.gene_index.size)
             empty = np.zeros((local.size, n_samples, 0), dtype=np.float32)
             z = self.model.predict(empty, local, codes)
             return self.scaler.invert(z, local)
         for local, cols, x in source.iter_blocks(whole_chunk_samples=False):
-            z = self.model.predict(x, local, codes[cols])
+            z = self.model.predict_columns(x, local, codes[cols], cols)
             out[np.ix_(local, cols)] = self.scaler.invert(z, local)
             if progress is not None:
                 progress(int(local.size * cols.size))
