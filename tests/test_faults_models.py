@@ -380,3 +380,39 @@ def test_evaluate_checks_every_input_before_writing(
     forced = fresh_cli(*evaluate, "--force", "--truth", tmp_path / "missing.tsv", expect=None)
     one_line(forced, "missing.tsv")
     assert snapshot(out) == old  # --force replaces an evaluation only with a finished one
+
+
+# --------------------------------------------------------------------------------------------
+# a dataset that lost or damaged a chunk: never read as zeros
+
+
+def _chunk_of(dataset: Path, block: int, sample: int) -> Path:
+    """Chunk ``(gene block, sample, 0)`` of the openness array (Zarr v2, ``.`` separator)."""
+    path = dataset / "openness" / f"{block}.{sample}.0"
+    assert path.is_file(), path
+    return path
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage"])
+@pytest.mark.parametrize("command", ["predict", "info", "export"])
+def test_a_lost_or_damaged_chunk_names_the_dataset_chunk_and_sample(
+    damage: str, command: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "ds.zarr"
+    shutil.copytree(planted.dataset, dataset)
+    chunk = _chunk_of(dataset, 0, 3)
+    if damage == "missing":
+        chunk.unlink()
+    else:
+        chunk.write_bytes(np.random.default_rng(3).bytes(64))
+    before = snapshot(tmp_path)
+    out = tmp_path / "out"
+    args = {
+        "predict": ["predict", models["lasso"], dataset, "-o", out],
+        "info": ["info", dataset],
+        "export": ["export", dataset, "-o", out],
+    }[command]
+    result = fresh_cli(*args, expect=None)
+    what = "is missing" if damage == "missing" else "cannot be decoded"
+    one_line(result, str(dataset), "chunk 0.3.0 of sample S03", what)
+    assert snapshot(tmp_path) == before

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -416,6 +417,7 @@ class Dataset:
     attrs: dict[str, Any]
     _sample_index: np.ndarray
     _openness: Any
+    _verified: set[tuple[int, int]] = field(default_factory=set)
 
     @property
     def n_genes(self) -> int:
@@ -454,7 +456,9 @@ class Dataset:
     def read_sample(self, sample: str | int) -> np.ndarray:
         """All genes x bins of one sample, float32 ``(n_genes, n_bins)``."""
         position = int(self.sample_position(sample)[0]) if isinstance(sample, str) else int(sample)
-        return np.asarray(self._openness[:, int(self._sample_index[position]), :])
+        store_index = int(self._sample_index[position])
+        with self._checked(range(self.n_genes), [store_index]):
+            return np.asarray(self._openness[:, store_index, :])
 
     def read_block(self, genes: slice, samples: Sequence[int] | np.ndarray) -> np.ndarray:
         """A contiguous gene range x chosen sample positions.
@@ -467,7 +471,8 @@ class Dataset:
                 (len(range(*genes.indices(self.n_genes))), 0, self.n_bins), dtype=np.float32
             )
         order = np.argsort(store_idx)
-        block = self._openness.get_orthogonal_selection((genes, store_idx[order], slice(None)))
+        with self._checked(range(*genes.indices(self.n_genes)), store_idx):
+            block = self._openness.get_orthogonal_selection((genes, store_idx[order], slice(None)))
         out = np.empty_like(block)
         out[:, order, :] = block
         return out
@@ -487,9 +492,66 @@ class Dataset:
             c = int(gene_idx[members[0]] // chunk)
             s = int(self._sample_index[sample_pos[members[0]]])
             lo = c * chunk
-            block = np.asarray(self._openness[lo : lo + chunk, s, :])
+            with self._checked(range(lo, min(lo + chunk, self.n_genes)), [s]):
+                block = np.asarray(self._openness[lo : lo + chunk, s, :])
             out[members] = block[gene_idx[members] - lo]
         return out
+
+    def _chunk_file(self, block: int, store_index: int) -> Path | None:
+        """The file of chunk ``(block, sample, 0)`` in a local store (``None``: another store)."""
+        from zarr.storage import LocalStore
+
+        if not isinstance(self._openness.store, LocalStore):
+            return None
+        key = self._openness.metadata.encode_chunk_key((block, store_index, 0))
+        return Path(str(self._openness.store.root)) / self._openness.path / key
+
+    def _sample_name(self, store_index: int) -> str:
+        hits = np.flatnonzero(self._sample_index == store_index)
+        return self.samples[int(hits[0])] if hits.size else f"#{store_index}"
+
+    @contextmanager
+    def _checked(self, genes: range, store_samples: Sequence[int] | np.ndarray) -> Iterator[None]:
+        """Read chunks of ``genes`` x ``store_samples`` inside this: a complete sample's chunk
+        file that is missing (zarr would read it as zeros) or does not decode is an InputError
+        naming the dataset, the chunk and the sample.
+
+        Every chunk of a complete sample is on disk: :func:`write_sample` writes all-zero chunks
+        too, so a missing one was lost, not left out.
+        """
+        chunk = self.chunk_genes
+        blocks = range(genes.start // chunk, -(-genes.stop // chunk)) if len(genes) else range(0)
+        fix = "restore the dataset from a copy, or bin it again"
+        todo = [(b, int(s)) for s in store_samples for b in blocks]
+        todo = [key for key in todo if key not in self._verified]
+        for b, s in todo:
+            file = self._chunk_file(b, s)
+            if file is not None and not file.is_file():
+                raise InputError(
+                    f"chunk {file.name} of sample {self._sample_name(s)} (genes "
+                    f"{b * chunk + 1}-{min((b + 1) * chunk, self.n_genes)}) is missing: the "
+                    "dataset is damaged",
+                    path=self.path,
+                    fix=fix,
+                )
+        try:
+            yield
+        except (RuntimeError, ValueError, TypeError) as exc:
+            for b, s in todo or [(b, int(s)) for s in store_samples for b in blocks]:
+                try:
+                    self._openness[b * chunk : (b + 1) * chunk, s, :]
+                except (RuntimeError, ValueError, TypeError):
+                    file = self._chunk_file(b, s)
+                    name = file.name if file is not None else f"{b}.{s}.0"
+                    raise InputError(
+                        f"chunk {name} of sample {self._sample_name(s)} cannot be decoded "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}): the dataset "
+                        "is damaged",
+                        path=self.path,
+                        fix=fix,
+                    ) from None
+            raise
+        self._verified.update(todo)
 
     def iter_gene_blocks(
         self, samples: Sequence[int] | np.ndarray | None = None
