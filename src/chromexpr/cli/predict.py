@@ -26,9 +26,7 @@ def predict_command(
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="Predictions TSV ('-': stdout; NAME.gz: gzipped)."),
-    ] = Path(
-        "predictions.tsv"
-    ),
+    ] = Path("predictions.tsv"),
     samples: Annotated[
         str | None,
         typer.Option("--samples", help="Only these samples, comma-separated [default: all]."),
@@ -52,7 +50,13 @@ def predict_command(
 
         if not is_stdio(output):
             check_writable(output, force=force)
-        names = [s.strip() for s in (samples or "").split(",") if s.strip()] or None
+        names = (
+            [s.strip() for s in samples.split(",") if s.strip()] if samples is not None else None
+        )
+        if names == []:
+            raise typer.BadParameter(
+                "--samples names no sample (leave the option out to predict them all)"
+            )
         table = predict_table(model_dir, dataset, samples=names, scale=scale.value)
         write_long_table(output, table, force=force)
         logger.info("wrote %s", output)

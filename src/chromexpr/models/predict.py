@@ -123,6 +123,13 @@ def predict_table(
     """
     if scale not in ("tpm", "transformed"):
         raise InputError(f"unknown scale {scale!r}", fix="use tpm or transformed")
+    if samples is not None:
+        twice = sorted({s for s in samples if list(samples).count(s) > 1})
+        if twice:
+            raise InputError(
+                f"sample(s) named more than once: {', '.join(twice[:5])}",
+                fix="name each sample once",
+            )
     fitted = load_model(model_dir)
     ds = open_dataset(dataset)
     names = list(samples) if samples else list(ds.samples)
