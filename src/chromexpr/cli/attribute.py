@@ -83,10 +83,11 @@ def attribute_command(
         int | None,
         typer.Option(
             "--resolution",
+            min=0,
             help="Track grid in bp (0: exact segments) [default: the dataset's bin size].",
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Linked bins per gene.")] = 10,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Linked bins per gene.")] = 10,
     link_score: Annotated[
         LinkScoreChoice,
         typer.Option(
@@ -113,9 +114,11 @@ def attribute_command(
         bool, typer.Option("--per-group", help="One track per sample group instead of per sample.")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Rows per forward/backward pass.")
+        int, typer.Option("--batch-size", min=1, help="Rows per forward/backward pass.")
     ] = 256,
-    n_steps: Annotated[int, typer.Option("--n-steps", help="Integrated-gradients steps.")] = 50,
+    n_steps: Annotated[
+        int, typer.Option("--n-steps", min=1, help="Integrated-gradients steps.")
+    ] = 50,
     device: Annotated[
         DeviceChoice, typer.Option(help="Where torch models run.")
     ] = DeviceChoice.auto,

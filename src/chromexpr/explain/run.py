@@ -172,6 +172,19 @@ def _chrom_sizes(
             fix="pass --chrom-sizes genome.chrom.sizes (or the genome's .fai), or --genes on "
             "chromosomes with known sizes",
         )
+    tss = dataset.genes["tss"].to_numpy(np.int64)[gene_idx]
+    limit = np.asarray([sizes[str(c)] for c in chroms], dtype=np.int64)
+    beyond = tss >= limit
+    if beyond.any():  # their windows would cover no base of the tracks
+        i = int(np.argmax(beyond))
+        gene = dataset.genes["gene_id"].to_numpy()[gene_idx][i]
+        where = "--chrom-sizes" if source == "given" else "the dataset's chromosome sizes"
+        raise InputError(
+            f"{int(beyond.sum())} gene TSS(s) lie beyond the end of their chromosome in {where} "
+            f"(e.g. {gene} at {chroms[i]}:{int(tss[i]) + 1}, size {int(limit[i])})",
+            path=None if source == "given" else dataset.path,
+            fix="give the sizes of the genome the dataset was binned on",
+        )
     return sizes, source
 
 
