@@ -189,7 +189,13 @@ def _root(path: str | Path, mode: Literal["r", "r+", "a", "w", "w-"] = "r+") -> 
         # resized
         root = zarr.open_group(str(p), mode=mode, zarr_format=2, use_consolidated=mode == "r")
     except Exception as exc:  # zarr raises several types for non-stores
-        raise InputError(f"not a chromexpr dataset ({type(exc).__name__})", path=p) from exc
+        if p.is_file():
+            what = "not a chromexpr dataset: a file, where 'chromexpr bin' writes a directory"
+        elif isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or (p / ".zgroup").exists():
+            what = "damaged dataset: its Zarr metadata (.zgroup, .zattrs) cannot be read"
+        else:
+            what = "not a chromexpr dataset (no Zarr group here)"
+        raise InputError(what, path=p, fix="give a dataset made by 'chromexpr bin'") from None
     if root.attrs.get("format") != FORMAT:
         raise InputError("not a chromexpr dataset (no 'format' attribute)", path=p)
     return root
