@@ -114,9 +114,15 @@ class MatchedExpression:
             text += f" (e.g. {', '.join(self.unmatched_genes[:3])})"
         text += f"; {n_samples} samples matched"
         if self.unmatched_samples:
-            text += f", not in the dataset: {_short(self.unmatched_samples)}"
+            text += (
+                f"; {len(self.unmatched_samples)} expression sample(s) not in the dataset "
+                f"(ignored): {_short(self.unmatched_samples)}"
+            )
         if self.dataset_only_samples:
-            text += f", without expression: {_short(self.dataset_only_samples)}"
+            text += (
+                f"; {len(self.dataset_only_samples)} dataset sample(s) without expression: "
+                f"{_short(self.dataset_only_samples)}"
+            )
         return text
 
 
