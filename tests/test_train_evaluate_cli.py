@@ -158,7 +158,7 @@ def _nan_at(frame: pd.DataFrame) -> pd.DataFrame:
     ("edit", "fragments"),
     [
         (_nan_at, ["bad.tsv:4:", "S03", "missing expression"]),
-        (lambda f: f.assign(S04=-1.0), ["negative expression", "log-transformed"]),
+        (lambda f: f.assign(S04=-1.0), ["bad.tsv:2:", "negative expression", "log-transformed"]),
         (
             lambda f: f.rename(columns={s: f"X{s}" for s in f.columns[2:]}),
             ["no sample of the expression file is in the dataset"],

@@ -29,7 +29,12 @@ from chromexpr.dataset.store import Dataset, open_dataset
 from chromexpr.errors import InputError
 from chromexpr.evaluate.metrics import metrics_table, per_gene_table, per_sample_table
 from chromexpr.io.evaluation_files import write_evaluation
-from chromexpr.io.expression import match_expression, read_expression, read_long_table
+from chromexpr.io.expression import (
+    match_expression,
+    read_expression,
+    read_long_table,
+    require_non_negative,
+)
 from chromexpr.log import logger
 from chromexpr.models.base import (
     HISTORY_TSV,
@@ -59,6 +64,7 @@ def _observed(
     has_gene (n_model_genes,) bool)``.
     """
     table = read_expression(expression)
+    require_non_negative(table, fitted.expression_kind)
     matched = match_expression(
         table,
         dataset.genes["gene_id"].tolist(),

@@ -30,6 +30,7 @@ __all__ = [
     "MatchedExpression",
     "match_expression",
     "read_expression",
+    "require_non_negative",
     "write_expression_table",
     "write_long_table",
 ]
@@ -129,6 +130,36 @@ class MatchedExpression:
 def _short(items: Sequence[str], n: int = 5) -> str:
     shown = ", ".join(items[:n])
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def require_non_negative(table: ExpressionTable, transform: str) -> None:
+    """Raise :class:`InputError` naming the file and line of the first negative value when
+    ``transform`` takes a logarithm (``log2p1``, ``log1p``); ``none`` accepts any value.
+
+    Examples
+    --------
+    >>> t = ExpressionTable(Path("e.tsv"), np.array(["g1", "g2"]), np.array(["a", "b"]),
+    ...                     ["S1"], np.array([[1.0], [-2.0]]), "plain")
+    >>> require_non_negative(t, "none")
+    >>> require_non_negative(t, "log2p1")
+    Traceback (most recent call last):
+    ...
+    chromexpr.errors.InputError: e.tsv:3: negative expression value -2 for gene g2 ...
+    """
+    if transform == "none":
+        return
+    negative = table.values < 0
+    if not negative.any():
+        return
+    row, col = (int(i[0]) for i in np.nonzero(negative))
+    raise InputError(
+        f"negative expression value {table.values[row, col]:g} for gene {table.gene_ids[row]} "
+        f"in sample {table.samples[col]!r} ({int(negative.sum())} in the file) cannot be "
+        f"log-transformed ({transform})",
+        path=table.path,
+        line=row + 2,
+        fix="give TPM or counts, or --expr-transform none for values already on a log scale",
+    )
 
 
 def read_expression(path: str | Path) -> ExpressionTable:

@@ -30,6 +30,7 @@ from chromexpr.io.expression import (
     MatchedExpression,
     match_expression,
     read_expression,
+    require_non_negative,
     write_long_table,
 )
 from chromexpr.log import logger, progress_bar
@@ -199,6 +200,7 @@ def load_context(
     if ds.n_samples == 0:
         raise InputError("the dataset has no complete sample", path=ds.path)
     table = read_expression(expression)
+    require_non_negative(table, options.expr_transform)
     matched = match_expression(
         table, ds.genes["gene_id"].tolist(), ds.genes["gene_name"].tolist(), ds.samples
     )
