@@ -355,7 +355,10 @@ def _sample_roles(
         sizes[group_of[s]] += 1
     if len(units) < 3 and any(g for g in groups):
         logger.warning(
-            "only %d sample group(s): holding out single samples instead of groups", len(units)
+            "only %d sample group(s) among the %d sample(s) with expression: holding out single "
+            "samples instead of groups",
+            len(units),
+            len(samples),
         )
         group_of = {s: s for s in samples}
         units = list(samples)

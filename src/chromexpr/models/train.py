@@ -205,6 +205,13 @@ def load_context(
         table, ds.genes["gene_id"].tolist(), ds.genes["gene_name"].tolist(), ds.samples
     )
     logger.info(matched.summary())
+    if len(matched.samples) < 2 and options.split.kind != "chromosome":
+        raise InputError(
+            f"only {len(matched.samples)} of the dataset's {ds.n_samples} samples has expression "
+            f"({', '.join(matched.samples)}): nothing is left to test a model on",
+            path=expression,
+            fix="give expression for more samples, or hold out chromosomes (--split chromosome)",
+        )
     genes_frame = ds.genes.iloc[matched.gene_index]
     y = forward_expression(
         matched.values,
