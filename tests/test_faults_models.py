@@ -416,3 +416,106 @@ def test_a_lost_or_damaged_chunk_names_the_dataset_chunk_and_sample(
     what = "is missing" if damage == "missing" else "cannot be decoded"
     one_line(result, str(dataset), "chunk 0.3.0 of sample S03", what)
     assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# options checked before any data is read; inputs that would give empty or wrong outputs
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        (["--hidden", "0"], "--hidden takes layer widths >= 1"),
+        (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (["--alpha", "-1"], "'--alpha'"),
+        (["--folds", "0"], "'--folds'"),
+        (["--epochs", "0"], "'--epochs'"),
+        (["--batch-size", "0"], "'--batch-size'"),
+        (["--window", "0"], "'--window'"),
+        (["--inner-folds", "1"], "'--inner-folds'"),
+        (["--betas", "0.9"], "--betas takes two numbers in [0, 1)"),
+        (["--lr", "0"], "--lr must be > 0"),
+    ],
+)
+def test_train_options_are_checked_before_the_data_is_read(
+    option: list[str], fragment: str, fresh_cli, tmp_path: Path
+) -> None:
+    # neither the dataset nor the expression exists: the option is what must be reported
+    args = ["train", tmp_path / "none.zarr", "-e", tmp_path / "none.tsv", "-o", tmp_path / "m"]
+    result = fresh_cli(*args, *option, expect=2)
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr, result.stderr
+    assert "none.zarr" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("samples", "code", "fragment"),
+    [
+        ("S01,S01", 2, "sample(s) named more than once: S01"),
+        ("", 2, "--samples names no sample"),
+    ],
+)
+def test_predict_refuses_repeated_or_empty_sample_lists(
+    samples: str, code: int, fragment: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "p.tsv"
+    args = ["predict", models["lasso"], planted.dataset, "-o", out, "--samples", samples]
+    result = fresh_cli(*args, expect=code)
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_attribute_refuses_chromosome_sizes_that_end_before_the_genes(
+    models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    sizes = tmp_path / "small.sizes"
+    sizes.write_text("chr1\t1000\nchr2\t1000\nchr3\t1000\n")  # the genes sit at 1 Mb and beyond
+    out = tmp_path / "attr"
+    args = ["attribute", models["lasso"], planted.dataset, "-o", out, "--chrom-sizes", sizes]
+    result = fresh_cli(*args, expect=None)
+    one_line(result, "12 gene TSS(s) lie beyond the end of their chromosome", "size 1000")
+    assert not out.exists()
+
+
+def test_a_dataset_without_a_complete_sample_is_not_exported(
+    planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    from chromexpr.dataset.store import add_samples, create_store, open_dataset
+
+    source = open_dataset(planted.dataset)
+    genes = source.genes.rename(columns={"gene_id": "name", "tss": "start"})
+    dataset = tmp_path / "empty.zarr"
+    create_store(dataset, genes, source.spec, chunk_genes=16)
+    add_samples(dataset, ["A"], [""])  # added, never completed
+    out = tmp_path / "m.gz"
+    result = fresh_cli("export", dataset, "-o", out, expect=None)
+    one_line(result, str(dataset), "no complete sample")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda p: p.mkdir(), "no Zarr group here"),
+        (lambda p: p.write_text("x\n"), "a file, where 'chromexpr bin' writes a directory"),
+    ],
+)
+def test_info_on_a_non_dataset_is_plain_words(
+    make: Callable[[Path], object], fragment: str, fresh_cli, tmp_path: Path
+) -> None:
+    target = tmp_path / "thing"
+    make(target)
+    line = one_line(fresh_cli("info", target, expect=None), str(target), fragment)
+    assert "Error)" not in line  # no exception class names (GroupNotFoundError, ...)
+
+
+def test_one_sample_with_expression_is_refused(planted: Planted, fresh_cli, tmp_path: Path) -> None:
+    lines = planted.expression.read_text().splitlines()
+    one = tmp_path / "one.tsv"
+    one.write_text("".join("\t".join(line.split("\t")[:3]) + "\n" for line in lines))
+    out = tmp_path / "m"
+    result = fresh_cli(
+        "train", planted.dataset, "-e", one, "--model", "mean", "-o", out, expect=None
+    )
+    one_line(result, str(one), "only 1 of the dataset's 8 samples has expression (S00)")
+    assert not out.exists()

@@ -95,7 +95,14 @@ class _Unit:
 
 
 def select_samples(dataset: Dataset, samples: Sequence[str] | None) -> np.ndarray:
-    """Positions of the chosen samples (all when ``None``), in order; unknown names raise."""
+    """Positions of the chosen samples (all when ``None``), in order; unknown names raise, and so
+    does a dataset without a complete sample (its outputs would be empty)."""
+    if dataset.n_samples == 0:
+        raise InputError(
+            "the dataset has no complete sample",
+            path=dataset.path,
+            fix="finish binning it: rerun the same 'chromexpr bin' command to resume",
+        )
     if samples is None:
         return np.arange(dataset.n_samples, dtype=np.int64)
     names = list(dict.fromkeys(samples))
