@@ -519,3 +519,45 @@ def test_one_sample_with_expression_is_refused(planted: Planted, fresh_cli, tmp_
     )
     one_line(result, str(one), "only 1 of the dataset's 8 samples has expression (S00)")
     assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_attribute_terminated_at_any_time_leaves_the_old_output_or_a_whole_new_one(
+    delay: float, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    sizes = tmp_path / "genome.sizes"
+    sizes.write_text("chr1\t5000000\nchr2\t5000000\nchr3\t5000000\n")
+    out = tmp_path / "attr"
+    attribute = ["attribute", models["lasso"], planted.dataset, "-o", out, "--chrom-sizes", sizes]
+    fresh_cli(*attribute, "-q")
+    old = snapshot(out)
+    process = _start(*attribute, "-q", "--force", "--top-k", "3")
+    time.sleep(delay)
+    process.terminate()  # SIGTERM, as a batch scheduler's time limit sends
+    _, stderr = process.communicate(timeout=60)
+    # -15: the signal came before the command started (imports) or after it ended (exit)
+    assert process.returncode in (0, 143, -15), stderr
+    assert "Traceback" not in stderr
+    if process.returncode == 143:
+        assert "terminated; partial outputs were removed" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attr", "genome.sizes"]  # no leftovers
+    complete = (out / "attribution.json").is_file() and (out / "links.bedpe").is_file()
+    assert snapshot(out) == old or complete
+
+
+@pytest.mark.slow
+def test_train_terminated_keeps_checkpoints_and_writes_no_model(
+    planted: Planted, tmp_path: Path
+) -> None:
+    out = tmp_path / "m"
+    process = _start(
+        *["train", planted.dataset, "-e", planted.expression, "-o", out, "--model", "fc"],
+        *["--hidden", "8", "--epochs", "100000", "--patience", "0", "--backbone", "none", "-q"],
+    )
+    _wait_for(tmp_path / "m.checkpoints" / "main" / "checkpoint.pt", process)
+    process.terminate()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "terminated" in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.checkpoints"]

@@ -75,6 +75,32 @@ def _check_output_option() -> None:
         check_location(output)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's time limit), raised like Ctrl-C so that the atomic
+    writers remove their partial outputs before the process ends."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        del signum, frame
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def command_context(
     *, quiet: bool = False, debug: bool = False, threads: int | None = None
@@ -97,7 +123,8 @@ def command_context(
     _set_threads(threads)
     try:
         _check_output_option()
-        yield
+        with _sigterm_as_interrupt():
+            yield
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader closed the pipe (``chromexpr tss x.gtf | head``): it has all it wanted, so end
@@ -115,9 +142,10 @@ def command_context(
         name = exc.filename if exc.filename is not None else ""
         typer.echo(f"chromexpr: error: {name}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        typer.echo("chromexpr: interrupted; partial outputs were removed", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        what, code = ("terminated", 143) if isinstance(exc, _Terminated) else ("interrupted", 130)
+        typer.echo(f"chromexpr: {what}; partial outputs were removed", err=True)
+        raise typer.Exit(code) from None
 
 
 def _print_version(value: bool) -> None:
