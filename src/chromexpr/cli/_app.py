@@ -19,7 +19,10 @@ app = typer.Typer(
     name="chromexpr",
     help=(
         "Predict gene expression from chromatin accessibility.\n\n"
-        "Pipeline: tss -> bin -> train -> evaluate -> attribute -> report (demo runs it all)."
+        "Pipeline: tss -> bin -> train -> evaluate -> attribute -> report (demo runs it all).\n\n"
+        "Exit status: 0 done; 2 bad input or option (one line naming the file or the option); "
+        "130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 1 anything else (a bug: rerun with "
+        "--debug and report the traceback). Outputs appear whole or not at all."
     ),
     no_args_is_help=True,
     add_completion=False,
