@@ -6,9 +6,10 @@ pyGenomeTracks, deepTools, bedtools) and asserts on what it read or drew.
 
 from __future__ import annotations
 
+import itertools
 import os
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,38 @@ def test_pygenometracks_reads_the_documented_conversion(
 
     _, raw_log = draw(attribution.links_bedpe, "unconverted")
     assert "score is not valid" in raw_log
+
+
+def test_bigwig_zoom_levels_as_ucsc_builds_them(tmp_path: Path) -> None:
+    """A sparse track (1-kb bins in 2 windows of 2 Mb on a 250-Mb chromosome, the shape of an
+    attribution track): several x4 zoom levels (pyBigWig wrote 2), whose summaries kent's library
+    reads back equal to the raw data's over aligned bins."""
+    bbi = pytest.importorskip("bbi")
+    from chromexpr.io.bigwig_writer import write_bigwig
+
+    rng = np.random.default_rng(8)
+    sizes = {"chr1": 248_956_422}
+    starts = np.concatenate(
+        [np.arange(10**7, 12 * 10**6, 1000), np.arange(10**8, 102 * 10**6, 1000)]
+    )
+    values = np.where(rng.random(starts.size) < 0.3, rng.normal(size=starts.size), 0.0)
+    path = tmp_path / "sparse.bw"
+    write_bigwig(path, sizes, "chr1", starts, starts + 1000, values)
+    zooms = bbi.zooms(str(path))
+    assert len(zooms) >= 4 and zooms[0] == 10_000
+    assert all(b == 4 * a for a, b in itertools.pairwise(zooms))
+    # 160-kb bins are whole 10/40/160-kb zoom records: their summaries are exact
+    lo, n_bins, width = 96_000_000, 50, 160_000
+    hi = lo + n_bins * width
+    per_base = np.full(hi - lo, np.nan)  # NaN: no data
+    for s, v in zip(starts, values.astype(np.float32), strict=True):
+        if lo <= s < hi:
+            per_base[s - lo : s - lo + 1000] = v
+    blocks = per_base.reshape(n_bins, width)
+    has = ~np.isnan(blocks).all(axis=1)
+    assert 10 < has.sum() < n_bins  # bins with data and bins without
+    for summary, reduce in (("max", np.nanmax), ("min", np.nanmin), ("mean", np.nanmean)):
+        got = bbi.fetch(str(path), "chr1", lo, hi, bins=n_bins, summary=summary, missing=np.nan)
+        want = np.array([reduce(b) if h else np.nan for b, h in zip(blocks, has, strict=True)])
+        np.testing.assert_allclose(got[has], want[has], rtol=1e-5, atol=1e-7)
+        assert np.isnan(got[~has]).all()

@@ -1,10 +1,12 @@
-"""chromexpr's one bigWig writer (pyBigWig), validated: whole arrays or one block at a time.
+"""chromexpr's one bigWig writer, validated: whole arrays or one block at a time.
 
 Used by the simulator (:func:`write_bigwig`) and by attribution tracks
 (:class:`BigWigTrackWriter`). Intervals are **0-based, half-open** ``[start, end)``; bases not
 covered by any interval are written as no data (readers usually treat them as 0 or NaN). Values are
 stored as float32, and adjacent intervals whose float32 values are equal are written as one
 (:func:`merge_runs`): a run of zeros is one record, as UCSC's ``bedGraphToBigWig`` writes it.
+Zoom levels follow UCSC's rule too (:mod:`chromexpr.io._bbi_format`, which writes the binary
+layout; pyBigWig stopped after 2 levels on sparse tracks).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from chromexpr.errors import InputError
 
 __all__ = ["BigWigTrackWriter", "merge_runs", "write_bigwig"]
 
-#: Zoom levels pyBigWig computes on close (its default, the most a bigWig holds).
+#: The most zoom levels a written bigWig holds.
 MAX_ZOOMS = 10
 
 
@@ -181,6 +183,9 @@ def write_bigwig(
                 writer.add(name, s_start[lo:hi], s_end[lo:hi], s_value[lo:hi])
 
 
+_SPILL = np.dtype([("start", "<u4"), ("end", "<u4"), ("value", "<f4")])
+
+
 class BigWigTrackWriter:
     """Write a bigWig one chromosome block at a time (pyBigWig), validating every block.
 
@@ -213,7 +218,9 @@ class BigWigTrackWriter:
     def __init__(
         self, path: str | Path, chrom_sizes: Mapping[str, int], *, validate: bool = True
     ) -> None:
-        import pyBigWig
+        import tempfile
+
+        from chromexpr.io import _bbi_format as bbi
 
         if not chrom_sizes:
             raise InputError("bigWig: no chromosome sizes given")
@@ -224,11 +231,18 @@ class BigWigTrackWriter:
         self._last_chrom = -1
         self._last_end = 0
         self._pending: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
-        bw = pyBigWig.open(str(self.path), "w")
-        if bw is None:
-            raise InputError("cannot open for writing", path=self.path)
-        self._bw: Any = bw
-        self._bw.addHeader(list(self._sizes.items()), maxZooms=MAX_ZOOMS)
+        try:
+            handle = self.path.open("w+b")
+        except OSError as exc:
+            raise InputError(f"cannot open for writing: {exc.strerror}", path=self.path) from exc
+        self._bw: Any = handle
+        self._layout = bbi.Layout()
+        self._offsets = bbi.write_preamble(handle, list(self._sizes.items()))
+        # every record also goes to an anonymous spill file, read back per chromosome for zooms
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close())
+        self._spilled: list[tuple[int, int]] = []
+        self._min_width = np.iinfo(np.int64).max
+        self._n_records = 0
 
     def add(
         self,
@@ -285,8 +299,18 @@ class BigWigTrackWriter:
         self._pending = (chrom, s[-1:], e[-1:], v32[-1:].astype(np.float64))
 
     def _write(self, chrom: str, s: np.ndarray, e: np.ndarray, v32: np.ndarray) -> None:
-        if s.size:
-            self._bw.addEntries([chrom] * s.size, s, ends=e, values=v32.astype(np.float64))
+        from chromexpr.io import _bbi_format as bbi
+
+        if s.size == 0:
+            return
+        chrom_id = self._order[chrom]
+        bbi.write_sections(self._bw, self._layout, chrom_id, s, e, v32)
+        rec = np.empty(s.size, dtype=_SPILL)
+        rec["start"], rec["end"], rec["value"] = s, e, v32
+        self._spill.write(rec.tobytes())
+        self._spilled.append((chrom_id, int(s.size)))
+        self._min_width = min(self._min_width, int((e - s).min()))
+        self._n_records += int(s.size)
 
     def _flush(self) -> None:
         if self._pending is not None:
@@ -296,12 +320,63 @@ class BigWigTrackWriter:
 
     def close(self) -> None:
         """Finish the file (writes the held-back interval, the index and zoom levels)."""
-        if self._bw is not None:
-            try:
-                self._flush()
-            finally:
-                self._bw.close()
-                self._bw = None
+        if self._bw is None:
+            return
+        try:
+            self._flush()
+            self._finish()
+        finally:
+            self._bw.close()
+            self._bw = None
+            self._spill.close()
+
+    def _zoom_records(self, reduction: int) -> list[np.ndarray]:
+        from chromexpr.io import _bbi_format as bbi
+
+        self._spill.flush()
+        data = np.memmap(self._spill, dtype=_SPILL, mode="r") if self._n_records else None
+        sizes = list(self._sizes.values())
+        out: list[np.ndarray] = []
+        lo = 0
+        for chrom_id, count in self._spilled:
+            assert data is not None
+            block = data[lo : lo + count]
+            lo += count
+            out.append(
+                bbi.zoom_records(
+                    chrom_id,
+                    sizes[chrom_id],
+                    block["start"].astype(np.int64),
+                    block["end"].astype(np.int64),
+                    block["value"],
+                    reduction,
+                )
+            )
+        return out
+
+    def _finish(self) -> None:
+        from chromexpr.io import _bbi_format as bbi
+
+        handle = self._bw
+        end_of_data = handle.tell()
+        index = bbi.write_r_tree(handle, self._layout.data_blocks, end_of_data)
+        cache: dict[int, list[np.ndarray]] = {}
+
+        def count(reduction: int) -> int:
+            if reduction not in cache:
+                cache[reduction] = self._zoom_records(reduction)
+            return sum(r.size for r in cache[reduction])
+
+        reductions = (
+            bbi.zoom_reductions(self._min_width, self._layout.summary.bases, self._n_records, count)
+            if self._n_records
+            else []
+        )
+        zooms = []
+        for reduction in reductions[:MAX_ZOOMS]:
+            data, zoom_index = bbi.write_zoom_level(handle, self._layout, cache[reduction])
+            zooms.append((reduction, data, zoom_index))
+        bbi.write_header(handle, self._offsets, self._layout, index, zooms)
 
     def __enter__(self) -> BigWigTrackWriter:
         return self
