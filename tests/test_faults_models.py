@@ -112,11 +112,25 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
+class _Payload:
+    """Unpickling this runs ``touch PATH`` (if anything unpickled it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
 def _object_array(model: Path) -> None:
-    """An array of Python objects in model.npz (loading it would unpickle)."""
+    """An array of Python objects in model.npz whose unpickling would run code."""
     with np.load(model / "model.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["model__coef"] = np.array([1, None], dtype=object)
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Payload(model.parent / "code_ran")
+    arrays["model__coef"] = payload
     np.savez(model / "model.npz", allow_pickle=True, **arrays)
 
 
@@ -159,6 +173,7 @@ def test_a_damaged_model_npz_is_one_line_naming_it(
     result = fresh_cli(command, *args, expect=None)
     line = one_line(result, f"{model}/model.npz", fragment)
     assert "allow_pickle" not in line and "pickle.load" not in line
+    assert not (tmp_path / "code_ran").exists()
     assert snapshot(tmp_path) == before
 
 
@@ -561,3 +576,35 @@ def test_train_terminated_keeps_checkpoints_and_writes_no_model(
     assert process.returncode == 143, stderr
     assert "terminated" in stderr and "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.checkpoints"]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "attribute"])
+def test_a_dataset_of_another_geometry_is_refused(
+    command: str, models, planted: Planted, fresh_cli, tmp_path: Path
+) -> None:
+    from chromexpr.binning.binner import BinSpec
+    from chromexpr.dataset.store import (
+        add_samples,
+        create_store,
+        mark_complete,
+        open_dataset,
+        write_sample,
+    )
+
+    source = open_dataset(planted.dataset)
+    genes = source.genes.rename(columns={"gene_id": "name", "tss": "start"})
+    dataset = tmp_path / "other.zarr"
+    spec = BinSpec(flank=5000, bin_size=1000)  # the model was trained on 10 kb flanks
+    create_store(dataset, genes, spec, chunk_genes=16)
+    for i in add_samples(dataset, source.samples, source.groups):
+        write_sample(dataset, i, np.ones((source.n_genes, spec.n_bins), dtype=np.float32))
+        mark_complete(dataset, i)
+    before = snapshot(tmp_path)
+    out = tmp_path / "out"
+    args = [command, models["lasso"], dataset, "-o", out]
+    if command == "evaluate":
+        args += ["-e", planted.expression]
+    one_line(
+        fresh_cli(*args, expect=None), str(dataset), "bin geometry differs", "flank 10000 vs 5000"
+    )
+    assert snapshot(tmp_path) == before
