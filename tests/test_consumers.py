@@ -236,3 +236,16 @@ def test_bigwig_zoom_levels_as_ucsc_builds_them(tmp_path: Path) -> None:
         want = np.array([reduce(b) if h else np.nan for b, h in zip(blocks, has, strict=True)])
         np.testing.assert_allclose(got[has], want[has], rtol=1e-5, atol=1e-7)
         assert np.isnan(got[~has]).all()
+
+
+def test_written_bigwig_is_read_by_chromexpr_itself(tmp_path: Path) -> None:
+    """The reader's completeness check (the file ends with the bigWig signature) and its values."""
+    from chromexpr.io.bigwig import read_bigwig
+    from chromexpr.io.bigwig_writer import write_bigwig
+
+    path = tmp_path / "x.bw"
+    write_bigwig(path, {"chr1": 1000, "chr2": 500}, ["chr1", "chr2"], [10, 0], [20, 5], [1.5, -2.0])
+    assert path.read_bytes()[-4:] == path.read_bytes()[:4]
+    data = read_bigwig(path)
+    assert data.chroms == ["chr1", "chr2"] and data.chrom_sizes == {"chr1": 1000, "chr2": 500}
+    assert data.starts.tolist() == [10, 0] and data.values.tolist() == [1.5, -2.0]

@@ -12,7 +12,7 @@ Layout (all little-endian): 64-byte header; one 24-byte header per zoom level; t
 (40 bytes); the chromosome B+ tree (one leaf, keys sorted by bytes); the data (a u64 section count,
 then zlib-compressed bedGraph sections of up to 1024 records); the data's R-tree index; then per
 zoom level a u32 block count, zlib-compressed blocks of up to 1024 summary records and their R-tree
-index. Coordinates are 0-based, half-open.
+index; the signature again as the file's last 4 bytes. Coordinates are 0-based, half-open.
 """
 
 from __future__ import annotations
@@ -312,7 +312,10 @@ def write_header(
     index_offset: int,
     zooms: list[tuple[int, int, int]],
 ) -> None:
-    """Patch the header, zoom headers, total summary and data count in place."""
+    """End the file with the signature (readers take it as the mark of a complete file), then
+    patch the header, zoom headers, total summary and data count in place."""
+    handle.seek(0, 2)
+    handle.write(struct.pack("<I", BIGWIG_MAGIC))
     handle.seek(0)
     summary_offset = 64 + 24 * MAX_ZOOMS
     handle.write(
