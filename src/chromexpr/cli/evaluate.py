@@ -38,18 +38,34 @@ def evaluate_command(
         Path | None,
         typer.Option("--noise-free", help="Noise-free expression (truth/): the noise ceiling."),
     ] = None,
+    baselines: Annotated[
+        str,
+        typer.Option(
+            "--baselines",
+            help="Baselines refitted on the model's training samples and scored beside it "
+            "(comma-separated, or 'none'; the mean baseline is always there).",
+        ),
+    ] = "activity,neighbors",
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
     threads: Threads = None,
 ) -> None:
-    """Score a model: metrics.tsv, per_gene.tsv, per_sample.tsv, predictions.tsv, history.tsv,
-    model.json (and truth.tsv), written together: EVAL_DIR appears complete or not at all."""
+    """Score a model beside the mean, activity and neighbors baselines: metrics.tsv, per_gene.tsv,
+    per_sample.tsv, predictions.tsv, comparison.tsv, history.tsv, model.json (and truth.tsv),
+    written together: EVAL_DIR appears complete or not at all."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.evaluate.run import evaluate
         from chromexpr.log import logger
 
         wanted = [s.strip() for s in (splits or "").split(",") if s.strip()] or None
+        refit = [b.strip() for b in baselines.split(",") if b.strip() and b.strip() != "none"]
+        unknown = sorted(set(refit) - {"activity", "neighbors"})
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown baseline(s) {', '.join(unknown)}: choose activity, neighbors or none",
+                param_hint="--baselines",
+            )
         paths = evaluate(
             model_dir,
             dataset,
@@ -59,5 +75,6 @@ def evaluate_command(
             splits=wanted,
             truth=truth,
             noise_free=noise_free,
+            baselines=tuple(refit),
         )
         logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))

@@ -16,8 +16,10 @@ from chromexpr.cli._options import Debug, DeviceChoice, Force, Quiet, Seed, Thre
 
 class ModelChoice(str, Enum):
     auto = "auto"
+    hybrid = "hybrid"
     mean = "mean"
     activity = "activity"
+    neighbors = "neighbors"
     lasso = "lasso"
     lasso_gene = "lasso-gene"
     fc = "fc"
@@ -91,8 +93,13 @@ def train_command(
         "model"
     ),
     model: Annotated[
-        ModelChoice, typer.Option("--model", "-m", help="Model; auto: best by CV.")
-    ] = (ModelChoice.auto),
+        ModelChoice,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model (hybrid: cross-sample similarity + per-gene LASSO); auto: best by CV.",
+        ),
+    ] = (ModelChoice.hybrid),
     formulation: Annotated[
         FormulationChoice,
         typer.Option(
@@ -155,7 +162,7 @@ def train_command(
     ] = 5,
     auto_candidates: Annotated[
         str, typer.Option("--auto-candidates", help="Models --model auto compares.")
-    ] = "activity,lasso,lasso-gene",
+    ] = "activity,neighbors,lasso-gene,hybrid",
     alpha: Annotated[
         float | None,
         typer.Option(min=0.0, help="lasso: fixed alpha (no CV).", rich_help_panel=MODEL_HELP),

@@ -97,6 +97,9 @@ HELD_OUT_SPLITS = ("dev", "test", "oof")
 MEAN_MODEL = "mean"
 #: Model name of the baseline rows in :func:`metrics_table`.
 BASELINE_MODEL = "mean (baseline)"
+#: Label suffix of baselines refitted beside a model (``activity (baseline)``, ``neighbors
+#: (baseline)``; :mod:`chromexpr.evaluate.baselines`): scored as models, with ``baseline_of`` set.
+REFITTED_BASELINE_SUFFIX = " (baseline)"
 #: ``group`` value of the rows of :func:`metrics_table` computed over every sample of a split.
 ALL_GROUPS = "all"
 #: Fewest points for a correlation (fewer: NaN), hence fewest samples for a within-gene metric.
@@ -780,7 +783,9 @@ def metrics_table(
         score (comma-separated when several models share identical training means). When models
         in ``pred`` have different training means, each baseline is named ``"mean (baseline of
         MODEL)"`` instead, so that (model, split, group, metric) stays unique. ``baseline_of`` is
-        ``""`` on model rows.
+        ``""`` on model rows. Models labelled ``NAME (baseline)`` (baselines refitted beside a
+        model by ``chromexpr evaluate``) get no ``mean`` rows of their own; their ``baseline_of``
+        names the other models.
 
     Notes
     -----
@@ -797,11 +802,18 @@ def metrics_table(
         )
     rows: list[dict[str, object]] = []
     baselines: list[tuple[list[str], PreparedPredictions, np.ndarray]] = []
+    names = [str(m) for m in np.unique(prep.labels[MODEL].astype(str))]
+    owners_of_refitted = ",".join(m for m in names if not m.endswith(REFITTED_BASELINE_SUFFIX))
     for model_rows in _slices(prep, MODEL):
         part = prep.take(model_rows)
         model = str(prep.label(MODEL, model_rows[:1])[0])
-        rows.extend(_model_rows(part, model, "", min_samples=min_samples))
-        if not baseline or model == MEAN_MODEL:
+        refitted = model.endswith(REFITTED_BASELINE_SUFFIX)
+        rows.extend(
+            _model_rows(
+                part, model, owners_of_refitted if refitted else "", min_samples=min_samples
+            )
+        )
+        if not baseline or model == MEAN_MODEL or refitted:
             continue
         base = part.with_prediction(part.train_mean)
         order = np.argsort(base.key(SPLIT, GENE_ID, SAMPLE), kind="stable")

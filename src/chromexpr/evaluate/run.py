@@ -27,6 +27,7 @@ import pandas as pd
 from chromexpr.atomic import atomic_path, check_writable
 from chromexpr.dataset.store import Dataset, open_dataset
 from chromexpr.errors import InputError
+from chromexpr.evaluate.baselines import BASELINE_MODELS, baseline_comparison, baseline_predictions
 from chromexpr.evaluate.metrics import metrics_table, per_gene_table, per_sample_table
 from chromexpr.io.evaluation_files import write_evaluation
 from chromexpr.io.expression import (
@@ -51,7 +52,7 @@ from chromexpr.models.transforms import forward_expression
 __all__ = ["EVAL_TABLES", "evaluate", "evaluation_predictions"]
 
 #: Tables written to EVAL_DIR (``NAME.tsv``), besides ``model.json``.
-EVAL_TABLES = ("metrics", "per_gene", "per_sample", "predictions", "history")
+EVAL_TABLES = ("metrics", "per_gene", "per_sample", "predictions", "history", "comparison")
 MODEL_JSON = "model.json"
 
 
@@ -186,6 +187,7 @@ def evaluate(
     splits: Sequence[str] | None = None,
     truth: str | Path | None = None,
     noise_free: str | Path | None = None,
+    baselines: Sequence[str] = BASELINE_MODELS,
 ) -> dict[str, Path]:
     """Score a model and write EVAL_DIR, as a whole and atomically.
 
@@ -212,6 +214,10 @@ def evaluate(
     noise_free
         Noise-free expression (``truth/expression_noise_free.tsv``): the noise ceiling in
         ``truth.tsv``.
+    baselines
+        Baselines refitted on the model's own training samples and scored beside it
+        (:mod:`chromexpr.evaluate.baselines`; ``()``: only the ``mean`` baseline). Their gap to the
+        model, with a bootstrap interval over genes, is ``comparison.tsv``.
 
     Returns
     -------
@@ -230,6 +236,10 @@ def evaluate(
     if noise_free is not None:
         read_expression(noise_free)
     pred = evaluation_predictions(model_dir, ds, expression)
+    if baselines:
+        refitted = baseline_predictions(model_dir, ds, expression, baselines)
+        if len(refitted):
+            pred = pd.concat([pred, refitted[list(pred.columns)]], ignore_index=True)
     if splits:
         pred = pred[pred["split"].isin(list(splits))].reset_index(drop=True)
         if pred.empty:
@@ -241,6 +251,7 @@ def evaluate(
         "per_sample": per_sample_table(pred),
         "predictions": pred,
     }
+    tables["comparison"] = baseline_comparison(tables["per_gene"])
     history = Path(model_dir) / HISTORY_TSV
     if history.is_file():
         tables["history"] = read_long_table(history)
@@ -274,6 +285,7 @@ def evaluate(
     paths = {name: out / path.name for name, path in written.items()}
     paths["model"] = out / MODEL_JSON
     _log_headline(tables["metrics"])
+    _log_comparison(tables["comparison"])
     if checks is not None:
         from chromexpr.evaluate.truth import TRUTH_TSV, truth_summary
 
@@ -293,6 +305,21 @@ def _log_headline(metrics: pd.DataFrame) -> None:
             logger.info(
                 "%s %s: median within-gene r (deviations) %.3f", row.model, row.split, row.value
             )
+
+
+def _log_comparison(comparison: pd.DataFrame) -> None:
+    """Log how much each model beats its strongest baseline."""
+    for row in comparison[comparison["strongest"]].itertuples(index=False):
+        logger.info(
+            "%s %s: %+.3f [%+.3f, %+.3f] vs the strongest baseline, %s (%.3f)",
+            row.model,
+            row.split,
+            row.difference,
+            row.ci_low,
+            row.ci_high,
+            row.baseline,
+            row.baseline_median,
+        )
 
 
 #: Observed expression of a model's genes on its scale (public name, used by attribution targets).

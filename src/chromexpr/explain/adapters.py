@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelAdapter", "attributable_from_model_dir"]
 
-_LINEAR_MODELS = frozenset({"mean", "lasso", "lasso-gene"})
+#: ``hybrid``: its per-gene LASSO part (the cross-sample similarity term is a per-sample constant of
+#: each gene, read from no bin of the gene's own window, so it carries no attribution).
+_LINEAR_MODELS = frozenset({"mean", "lasso", "lasso-gene", "hybrid"})
 #: Models attributed through a torch module (``activity``: slope * log1p(relu(w . x)) + c_g).
 _MODULE_MODELS = frozenset({"fc", "activity"})
 _GENE_BATCH = 8
@@ -65,6 +67,12 @@ class ModelAdapter:
         self._expression = expression
         self._observed: Any = None
         self._affine: dict[int, tuple[np.ndarray, float]] = {}
+        if fitted.name == "neighbors":
+            raise InputError(
+                "neighbors reads no gene's regulatory bins (it copies similar samples' "
+                "expression): there is nothing to attribute",
+                fix="attribute a hybrid, lasso-gene or fc model",
+            )
         if fitted.name not in _LINEAR_MODELS | _MODULE_MODELS:
             raise InputError(f"no attribution adapter for models of type {fitted.name!r}")
         if fitted.name == "fc" and getattr(fitted.model.params, "group_input", False):

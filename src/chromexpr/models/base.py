@@ -305,6 +305,7 @@ def _load_builtin_models() -> None:
     from chromexpr.models import (  # noqa: F401  (imports register the classes)
         baselines,
         fc,
+        hybrid,
         lasso,
         neighbors,
     )

@@ -38,6 +38,7 @@ from chromexpr.models.transforms import FittedOpenness, OpennessConfig, SampleSt
 __all__ = [
     "BlockSource",
     "Formulation",
+    "RawCache",
     "RowLoader",
     "bin_distances",
     "prefetch",
@@ -153,6 +154,84 @@ def sample_statistics(
     return SampleStatistics(names, totals, quantiles)
 
 
+#: Largest raw cache :meth:`RawCache.build` makes (bytes): above it, fits stream from the store.
+RAW_CACHE_BYTES = 1_500_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class RawCache:
+    """Untransformed openness of some genes x samples x bins, held in memory.
+
+    Fits that read the same bins many times (the folds of ``--folds``, inner cross-validation,
+    the baselines ``evaluate`` refits) read the store once through this; the openness transform,
+    which differs between folds, is still applied on every read.
+
+    Attributes
+    ----------
+    gene_index, positions, bins
+        Increasing dataset gene indices, dataset sample positions, increasing bin indices.
+    values
+        ``float32 (genes, positions, bins)``.
+    """
+
+    gene_index: np.ndarray
+    positions: np.ndarray
+    bins: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        dataset: Dataset,
+        gene_index: np.ndarray,
+        positions: np.ndarray,
+        bins: np.ndarray | None,
+        *,
+        max_bytes: int = RAW_CACHE_BYTES,
+    ) -> RawCache | None:
+        """Read the values (chunk by chunk); ``None`` when they would exceed ``max_bytes``."""
+        genes = np.asarray(gene_index, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        kept = np.arange(dataset.n_bins) if bins is None else np.asarray(bins, dtype=np.int64)
+        if genes.size * positions.size * kept.size * 4 > max_bytes or genes.size == 0:
+            return None
+        values = np.empty((genes.size, positions.size, kept.size), dtype=np.float32)
+        chunk = dataset.chunk_genes
+        which = genes // chunk
+        for c in np.unique(which):
+            local = np.flatnonzero(which == c)
+            sl = slice(int(c) * chunk, min((int(c) + 1) * chunk, dataset.n_genes))
+            for lo in range(0, positions.size, SAMPLE_BATCH):
+                part = positions[lo : lo + SAMPLE_BATCH]
+                block = dataset.read_block(sl, part)[genes[local] - sl.start]
+                values[local, lo : lo + part.size] = block[:, :, kept]
+        return cls(genes, positions, kept, values)
+
+    def take(
+        self, genes: np.ndarray, positions: np.ndarray, bins: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Values of these dataset genes x positions x bins, or ``None`` if not all are held."""
+        kept = np.arange(self.bins.size) if bins is None else np.asarray(bins, dtype=np.int64)
+        if bins is None and self.bins.size != self.bins[-1] + 1:
+            return None
+        rows = np.searchsorted(self.gene_index, genes)
+        cols = np.searchsorted(self.bins, kept)
+        if (
+            (rows >= self.gene_index.size).any()
+            or (cols >= self.bins.size).any()
+            or not np.array_equal(
+                self.gene_index[np.minimum(rows, self.gene_index.size - 1)], genes
+            )
+            or not np.array_equal(self.bins[np.minimum(cols, self.bins.size - 1)], kept)
+        ):
+            return None
+        lookup = {int(p): i for i, p in enumerate(self.positions)}
+        if any(int(p) not in lookup for p in positions):
+            return None
+        pos = np.asarray([lookup[int(p)] for p in positions], dtype=np.int64)
+        return self.values[rows][:, pos][:, :, cols]
+
+
 @dataclass
 class BlockSource:
     """Transformed openness of some genes x some samples, streamed in chunk-aligned blocks.
@@ -172,6 +251,8 @@ class BlockSource:
         Fitted openness transform.
     bins
         ``int64`` bins kept, in order (``None``: all).
+    cache
+        Raw values held in memory (:class:`RawCache`); reads it covers skip the store.
     """
 
     dataset: Dataset
@@ -180,6 +261,7 @@ class BlockSource:
     stats: SampleStatistics
     openness: FittedOpenness
     bins: np.ndarray | None = None
+    cache: RawCache | None = None
 
     @property
     def n_features(self) -> int:
@@ -214,9 +296,15 @@ class BlockSource:
         rows = self.gene_index[local_genes] - genes.start
         for lo in range(0, samples.size, SAMPLE_BATCH):
             cols = samples[lo : lo + SAMPLE_BATCH]
-            raw = self.dataset.read_block(genes, self.sample_position[cols])[rows]
-            if self.bins is not None:
-                raw = raw[:, :, self.bins]
+            raw = None
+            if self.cache is not None:
+                raw = self.cache.take(
+                    self.gene_index[local_genes], self.sample_position[cols], self.bins
+                )
+            if raw is None:
+                raw = self.dataset.read_block(genes, self.sample_position[cols])[rows]
+                if self.bins is not None:
+                    raw = raw[:, :, self.bins]
             names = [self.stats.samples[int(c)] for c in cols]
             out[:, lo : lo + cols.size] = self.openness.apply(raw, self.stats.subset(names))
         return out

@@ -350,6 +350,9 @@ class GeneLassoParams:
         Cross-validation folds over training samples.
     tol, max_iter
         Solver settings (scikit-learn's meaning).
+    fixed_position
+        Use this position on the relative alpha grid for every gene, without inner
+        cross-validation (the ``hybrid`` model chooses it on a subset of genes first).
     """
 
     window: int = 250_000
@@ -362,6 +365,7 @@ class GeneLassoParams:
     inner_folds: int = 5
     tol: float = 1e-5
     max_iter: int = 5_000
+    fixed_position: int | None = None
 
 
 #: Ridge added to the profile's normal equations, relative to their trace / J (numerical safety).
@@ -518,8 +522,13 @@ class GeneLasso(Model):
         n_genes, p = data.y.shape[0], data.source.n_features
         cols = data.cols_with(TRAIN)
         folds = data.inner_folds[cols]
+        fixed = prm.fixed_position
+        if fixed is not None:
+            if not 0 <= fixed < prm.n_alphas:
+                raise InputError(f"lasso-gene: fixed_position must be in [0, {prm.n_alphas})")
+            folds = np.full(cols.size, -1, dtype=np.int64)  # no inner cross-validation
         k = int(folds.max()) + 1 if folds.size else 0
-        if k < 2 or cols.size < 3:
+        if fixed is None and (k < 2 or cols.size < 3):
             raise InputError(
                 "lasso-gene needs at least 3 training samples (cross-validation over samples)"
             )
@@ -532,6 +541,8 @@ class GeneLasso(Model):
             profiles = np.zeros((k + 1, 0))
         self.profile = profiles[k]
         ratios = alpha_grid(1.0, prm.n_alphas, prm.eps)
+        if fixed is not None:
+            ratios = ratios[: fixed + 1]  # the path down to the fixed position only
         pf = penalty_factors(data.bin_distance, prm.distance_scale)
         n_a = ratios.size
         scores = np.zeros((n_genes, n_a))
@@ -591,7 +602,10 @@ class GeneLasso(Model):
                     path_bins[a].append(b.astype(np.int32))
                     path_vals[a].append(coefs[g, a, b])
                 bar.advance(int(local.size))  # type: ignore[attr-defined]
-        if prm.alpha_selection == "global":
+        if fixed is not None:
+            self.choice = fixed
+            choice = np.full(n_genes, fixed)
+        elif prm.alpha_selection == "global":
             self.choice, median_r = one_se_choice(scores)
             choice = np.full(n_genes, self.choice)
             logger.info(

@@ -29,6 +29,7 @@ from chromexpr.models.base import Model, TrainingData, register
 from chromexpr.models.design import BlockSource, window_bins
 from chromexpr.models.similarity import (
     centred_gram,
+    check_profile_arrays,
     correlation_from_gram,
     power_weights,
     sample_profiles,
@@ -123,6 +124,14 @@ class NeighborsModel(Model):
     Params: ClassVar[type] = NeighborsParams
     per_gene: ClassVar[bool] = True
     formulations: ClassVar[tuple[str, ...]] = ("deviation",)
+    array_shapes: ClassVar[dict[str, tuple[int | str, ...]]] = {
+        "level": ("genes",),
+        "deviation": ("genes", "*"),
+        "centred_profiles": ("*", "*"),
+        "mean_profile": ("*",),
+        "exponent": (),
+        "cv_scores": ("*",),
+    }
 
     def __init__(self, params: NeighborsParams | None = None) -> None:
         super().__init__(params)
@@ -137,6 +146,13 @@ class NeighborsModel(Model):
     def feature_bins(self, offsets: np.ndarray, bin_size: int) -> np.ndarray | None:
         """The profile's bins."""
         return window_bins(offsets, bin_size, int(self.params.profile_window))
+
+    def validate_arrays(
+        self, arrays: dict[str, np.ndarray], *, n_genes: int, n_features: int
+    ) -> None:
+        """Also: one profile per training sample, ``n_genes x n_features`` values each."""
+        super().validate_arrays(arrays, n_genes=n_genes, n_features=n_features)
+        check_profile_arrays(arrays, "deviation", n_genes * n_features, self.name)
 
     def fit(self, data: TrainingData) -> list[dict[str, float]]:
         start = time.perf_counter()

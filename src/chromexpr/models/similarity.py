@@ -21,6 +21,7 @@ from chromexpr.models.design import BlockSource
 
 __all__ = [
     "centred_gram",
+    "check_profile_arrays",
     "correlation_from_gram",
     "power_weights",
     "sample_profiles",
@@ -120,3 +121,17 @@ def power_weights(similarity: np.ndarray, exponent: float) -> np.ndarray:
     w = np.where(positive > 0, positive**exponent, 0.0)
     total = w.sum(axis=1, keepdims=True)
     return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def check_profile_arrays(
+    arrays: dict[str, np.ndarray], per_sample: str, n_values: int, owner: str
+) -> None:
+    """Raise ValueError unless the saved profiles agree with the training samples and the bins."""
+    profiles, mean = arrays["centred_profiles"], arrays["mean_profile"]
+    n_train = arrays[per_sample].shape[1]
+    if profiles.shape != (n_train, n_values) or mean.shape != (n_values,):
+        raise ValueError(
+            f"arrays 'centred_profiles' {tuple(profiles.shape)} and 'mean_profile' "
+            f"{tuple(mean.shape)} of model {owner} do not match {n_train} training samples x "
+            f"{n_values} profile values"
+        )

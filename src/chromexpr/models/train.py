@@ -47,7 +47,13 @@ from chromexpr.models.base import (
     make_params,
     save_model,
 )
-from chromexpr.models.design import FORMULATIONS, BlockSource, bin_distances, sample_statistics
+from chromexpr.models.design import (
+    FORMULATIONS,
+    BlockSource,
+    RawCache,
+    bin_distances,
+    sample_statistics,
+)
 from chromexpr.models.splits import (
     DEV,
     ROLE_NAMES,
@@ -73,8 +79,11 @@ __all__ = ["AUTO_CANDIDATES", "TrainContext", "TrainOptions", "fit_split", "load
 
 GroupMode = Literal["auto", "sheet", "none"]
 FormulationChoice = Literal["auto", "deviation", "raw"]
-#: Models ``--model auto`` compares by default (``fc`` is left out for its cost; add it explicitly).
-AUTO_CANDIDATES: tuple[str, ...] = ("activity", "lasso", "lasso-gene")
+#: Models ``--model auto`` compares by default (``fc`` and the pooled ``lasso`` are left out for
+#: their cost and their accuracy on real cell types; add them explicitly).
+AUTO_CANDIDATES: tuple[str, ...] = ("activity", "neighbors", "lasso-gene", "hybrid")
+#: The model ``chromexpr train`` fits when none is named.
+DEFAULT_MODEL = "hybrid"
 #: Dev fraction of models that use a dev set (early stopping) when none is given.
 DEFAULT_DEV_FRACTION = 0.1
 PREDICTION_COLUMNS = [
@@ -127,7 +136,7 @@ class TrainOptions:
         lasso statistics pass); passed to every fit, not recorded as a model parameter.
     """
 
-    model: str = "auto"
+    model: str = DEFAULT_MODEL
     params: dict[str, Any] = field(default_factory=dict)
     formulation: FormulationChoice = "auto"
     expr_transform: ExpressionTransformKind = "log2p1"
@@ -184,11 +193,25 @@ class TrainContext:
     genes: pd.DataFrame
     options: TrainOptions
     expression_path: Path | None = None
+    cache: RawCache | None = None
 
     @property
     def samples(self) -> list[str]:
         """Samples with expression."""
         return self.expression.samples
+
+    def raw_cache(self, bins: np.ndarray | None) -> RawCache | None:
+        """The matched genes x samples' raw values in ``bins``, read once for every fit of the
+        run when they fit in :data:`~chromexpr.models.design.RAW_CACHE_BYTES` (else ``None``)."""
+        genes = self.genes["dataset_index"].to_numpy(np.int64)
+        positions = self.expression.sample_position
+        if self.cache is not None and self.cache.take(genes[:1], positions, bins) is not None:
+            return self.cache
+        wanted = bins if self.cache is None or bins is None else np.union1d(self.cache.bins, bins)
+        cache = RawCache.build(self.dataset, genes, positions, wanted)
+        if cache is not None:
+            self.cache = cache
+        return cache
 
 
 def load_context(
@@ -356,6 +379,7 @@ def fit_split(
         ctx.stats,
         openness,
         bins,
+        cache=ctx.raw_cache(bins) if cls.reads_openness else None,
     )
     inner = np.full(len(samples), -1, dtype=np.int64)
     if train_cols.size >= 2:
@@ -473,6 +497,7 @@ def _held_out_predictions(
         source.stats.subset([ctx.samples[int(c)] for c in cols]),
         source.openness,
         source.bins,
+        cache=source.cache,
     )
     with progress_bar(f"{fitted.name}: predicting held-out pairs", int(held[:, cols].size)) as bar:
         pred = fitted.predict_source(sub, [ctx.groups[int(c)] for c in cols], progress=bar.advance)  # type: ignore[attr-defined]
@@ -568,7 +593,12 @@ def select_model(
         seed=opts.seed,
     )
     scores: dict[str, float] = {}
+    if "hybrid" in candidates:
+        # one hybrid fit scores itself and its parts on its inner folds (shared work)
+        scores.update(_hybrid_scores(ctx, train_samples, candidates, grouped=grouped))
     for name in candidates:
+        if name in scores:
+            continue
         cls = get_model_class(name)
         parts = []
         for f, members in enumerate(folds):
@@ -601,6 +631,31 @@ def select_model(
     best = max(finite, key=lambda n: finite[n])
     logger.info("--model auto: chose %s", best)
     return best, scores
+
+
+def _hybrid_scores(
+    ctx: TrainContext, train_samples: Sequence[str], candidates: Sequence[str], *, grouped: bool
+) -> dict[str, float]:
+    """Inner-CV scores of ``hybrid`` and of the parts it mixes, from one ``hybrid`` fit.
+
+    The hybrid's inner cross-validation already predicts every training sample with the
+    similarity term alone, its LASSO alone and their mix, and a neighbours average over the same
+    folds; ``lasso-gene`` and ``neighbors`` are scored from those (the LASSO with the hybrid's
+    window and path, the neighbours with exponent 8) instead of being cross-validated again.
+    """
+    roles = dict.fromkeys(ctx.samples, "none")
+    roles.update(dict.fromkeys(train_samples, "train"))
+    split = Split(SplitConfig(kind="sample"), roles, grouped=grouped)
+    fitted = fit_split(ctx, split, "hybrid", options=ctx.options.runtime).fitted
+    parts = dict(getattr(fitted.model, "component_scores", {}))
+    found = {"hybrid": float(parts.get("hybrid", float("nan")))}
+    if "lasso-gene" in candidates:
+        found["lasso-gene"] = float(parts.get("lasso-gene", float("nan")))
+    if "neighbors" in candidates:
+        found["neighbors"] = float(parts.get("neighbors (exponent 8)", float("nan")))
+    for name, value in found.items():
+        logger.info("--model auto: %s scores a median within-gene r of %.3f", name, value)
+    return {k: v for k, v in found.items() if np.isfinite(v)}
 
 
 @dataclass
