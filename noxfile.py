@@ -104,6 +104,7 @@ def bench(session: nox.Session) -> None:
         "bench_fc.py",
         "bench_scaling.py",
         "bench_links.py",
+        "bench_models_real.py",
     ):
         path = Path("benchmarks") / script
         if path.exists():

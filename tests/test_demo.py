@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -24,10 +25,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.report.is_file() and result.report.stat().st_size > 10_000
     html = result.report.read_text()
     assert "<img" in html or "<svg" in html
-    assert set(result.models) == {"mean", "activity", "lasso", "lasso-gene", "fc"}
+    assert set(result.models) == {"mean", "activity", "neighbors", "lasso-gene", "hybrid", "fc"}
     for name, path in result.evaluations.items():
         assert (path / "metrics.tsv").is_file(), name
         assert (path / "per_gene.tsv").is_file(), name
+    # the models that are not baselines are scored beside the refitted baselines
+    comparison = pd.read_csv(result.evaluations["hybrid"] / "comparison.tsv", sep="\t")
+    assert set(comparison["baseline"]) == {"activity (baseline)", "neighbors (baseline)"}
+    assert comparison["strongest"].sum() == 1
+    assert (comparison["ci_low"] <= comparison["difference"]).all()
+    assert (comparison["difference"] <= comparison["ci_high"]).all()
+    assert not (result.evaluations["neighbors"] / "comparison.tsv").read_text().strip().count("\n")
+    assert "strongest baseline" in result.summary[1]
     assert result.attribution is not None
     tracks = list((result.attribution / "tracks").glob("*.bw"))
     assert len(tracks) == 16

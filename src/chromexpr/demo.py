@@ -28,7 +28,7 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "neighbors": {},
     "lasso-gene": {},
     "hybrid": {},
-    "fc": {"hidden": (128, 64), "epochs": 10, "dropout": 0.1},
+    "fc": {"hidden": (64, 32), "epochs": 6, "dropout": 0.1, "window": 100_000},
 }
 #: Models the demo reports as baselines (no regulatory model of any gene).
 DEMO_BASELINES = ("mean", "activity", "neighbors")

@@ -27,6 +27,8 @@ REQUIRED = {
     "per_sample.tsv": ["model", "split", "sample", "mse"],
     "predictions.tsv": ["gene_id", "sample", "split", "observed", "predicted", "model"],
     "history.tsv": ["epoch", "train_mse"],
+    "comparison.tsv": ["model", "split", "baseline", "difference", "ci_low", "ci_high"],
+    "truth.tsv": ["check", "metric", "value"],
     "profile.tsv": ["bin_offset", "group", "mean_abs_attribution"],
 }
 
@@ -54,6 +56,8 @@ class EvalTables:
     predictions: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
     model_info: dict[str, Any] = field(default_factory=dict)
+    comparison: pd.DataFrame | None = None
+    truth: pd.DataFrame | None = None
 
 
 def _read(path: Path, name: str, **kwargs: Any) -> pd.DataFrame:
@@ -120,6 +124,8 @@ def read_eval_dir(path: str | Path) -> EvalTables:
         predictions=predictions,
         history=_optional(directory, "history.tsv"),
         model_info=info,
+        comparison=_optional(directory, "comparison.tsv"),
+        truth=_optional(directory, "truth.tsv"),
     )
 
 

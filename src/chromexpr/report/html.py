@@ -193,9 +193,29 @@ def _value(rows: pd.DataFrame, model: str, metric: str) -> float:
     return float(v.iloc[0]) if len(v) else float("nan")
 
 
+def _strongest_gap(data: ReportData, model: str, split: str | None) -> str:
+    """``"+0.02 [95% CI +0.01, +0.03] over the strongest baseline, neighbors"`` (or ``""``)."""
+    table = data.comparison
+    if table.empty or "strongest" not in table:
+        return ""
+    rows = table[
+        (table["model"].astype(str) == model)
+        & (table["split"].astype(str) == str(split))
+        & table["strongest"].astype(bool)
+    ]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    return (
+        f"<b>{float(row['difference']):+.3f}</b> [95% CI {float(row['ci_low']):+.3f}, "
+        f"{float(row['ci_high']):+.3f}, bootstrap over genes] over the strongest baseline, "
+        f"<code>{_e(str(row['baseline']))}</code>"
+    )
+
+
 def trust_summary(data: ReportData) -> list[str]:
     """Bullet points (HTML): which model to trust, for which samples, and why, from the numbers."""
-    from chromexpr.report.run import best_model, held_out_split, overall_rows
+    from chromexpr.report.run import best_model, held_out_split, is_baseline_model, overall_rows
 
     lines: list[str] = []
     if not data.models or data.metrics.empty:
@@ -223,7 +243,8 @@ def trust_summary(data: ReportData) -> list[str]:
         deviation = lead.endswith("deviation_median")
         value = _value(overall, best, lead)
         refs: dict[str, float] = {}
-        for ref in (F.BASELINE, "activity"):
+        baseline_models = [m for m in data.models if is_baseline_model(m)]
+        for ref in (F.BASELINE, *baseline_models):
             if ref == best:
                 continue
             v = _value(overall, ref, lead)
@@ -236,7 +257,7 @@ def trust_summary(data: ReportData) -> list[str]:
                 v = 0.0  # the mean baseline predicts no deviation at all
             if math.isfinite(v):
                 refs[ref] = v
-        others = [(m, _value(overall, m, lead)) for m in data.models if m not in (best, "activity")]
+        others = [(m, _value(overall, m, lead)) for m in data.models if m != best and m not in refs]
         ref_text = "; ".join(
             f"{_fmt(v, 2)} for the "
             + ("mean baseline" if m == F.BASELINE else f"<code>{_e(m)}</code> baseline")
@@ -257,6 +278,9 @@ def trust_summary(data: ReportData) -> list[str]:
         detail = f"on held-out data (split <code>{_e(split)}</code>) its {what} is "
         detail += f"<b>{_fmt(value, 2)}</b>"
         detail += f" (vs {against})" if against else ""
+        gap = _strongest_gap(data, best, split)
+        if gap:
+            detail += f"; {gap}"
         if deviation and math.isfinite(raw):
             detail += f"; the raw within-gene correlation is {_fmt(raw, 2)}"
         if refs and margin < 0:
@@ -295,7 +319,32 @@ def trust_summary(data: ReportData) -> list[str]:
     lines.extend(_gene_lines(data, best))
     lines.extend(_training_lines(data))
     lines.extend(_attribution_lines(data))
+    lines.extend(_link_lines(data))
     return lines
+
+
+def _link_lines(data: ReportData) -> list[str]:
+    """Planted-link recovery (simulated data, ``truth.tsv``) beside distance alone and random."""
+    truth = data.truth
+    if truth.empty:
+        return []
+    out = []
+    for model, rows in truth[truth["check"].astype(str) == "links"].groupby("model", sort=False):
+        values = dict(zip(rows["metric"].astype(str), rows["value"].astype(float), strict=False))
+        auprc = values.get("auprc", float("nan"))
+        distance = values.get("distance_auprc", float("nan"))
+        if not math.isfinite(auprc):
+            continue
+        verdict = (
+            "better than" if auprc > distance else "no better than"
+        ) + " ranking bins by distance to the TSS alone"
+        out.append(
+            f"Links of <code>{_e(str(model))}</code> recover the planted enhancers with AUPRC "
+            f"{_fmt(auprc, 3)} against {_fmt(distance, 3)} for distance alone and "
+            f"{_fmt(values.get('baseline_auprc', float('nan')), 3)} for a random ranking: "
+            f"{verdict}."
+        )
+    return out
 
 
 def _sample_lines(data: ReportData, best: str, split: str | None) -> list[str]:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chromexpr.evaluate.baselines import BASELINE_SUFFIX as REFITTED_BASELINE_SUFFIX
+from chromexpr.evaluate.baselines import is_baseline
 from chromexpr.log import logger
 from chromexpr.report import figures as F
 
@@ -51,6 +53,8 @@ class ReportData:
     eval_dirs: list[Path]
     attribution_dirs: list[Path] = field(default_factory=list)
     attribution_meta: list[dict[str, Any]] = field(default_factory=list)
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    truth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -105,10 +109,22 @@ def collect(
         k: [] for k in ("metrics", "per_gene", "per_sample", "predictions", "history")
     }
     have_baseline = {k: False for k in ("metrics", "per_gene", "per_sample")}
+    refitted_seen: set[str] = set()
+    comparisons: list[pd.DataFrame] = []
+    truths: list[pd.DataFrame] = []
     for tables in eval_dirs:
-        names = [
-            str(m) for m in dict.fromkeys(tables.metrics["model"].astype(str)) if m != F.BASELINE
-        ]
+        labels = [str(m) for m in dict.fromkeys(tables.metrics["model"].astype(str))]
+        # refitted baselines (``neighbors (baseline)``...) are the same in every EVAL_DIR of one
+        # dataset: shown once, from the first directory that has them
+        repeated = {
+            m for m in labels if m.endswith(REFITTED_BASELINE_SUFFIX) and m in refitted_seen
+        }
+        refitted_seen.update(m for m in labels if m.endswith(REFITTED_BASELINE_SUFFIX))
+        names = [m for m in labels if m != F.BASELINE and m not in repeated]
+        if tables.comparison is not None and len(tables.comparison):
+            comparisons.append(tables.comparison)
+        if tables.truth is not None and len(tables.truth) and names:
+            truths.append(tables.truth.assign(model=names[0]))
         mapping: dict[str, str] = {}
         for name in list(names):
             if name in models:
@@ -121,13 +137,16 @@ def collect(
             if frame is None:
                 continue
             is_base = frame["model"].astype(str) == F.BASELINE
+            frame = frame[~frame["model"].astype(str).isin(repeated)]
+            is_base = is_base.loc[frame.index]
             if have_baseline[key]:
                 frame = frame[~is_base]
             have_baseline[key] = have_baseline[key] or bool(is_base.any())
             parts[key].append(frame)
         predictions = _rename(tables.predictions, mapping)
         if predictions is not None:
-            parts["predictions"].append(predictions[predictions["model"].astype(str) != F.BASELINE])
+            keep = ~predictions["model"].astype(str).isin({F.BASELINE, *repeated})
+            parts["predictions"].append(predictions[keep])
         if tables.history is not None:
             history = tables.history.copy()
             if "model" not in history:
@@ -161,6 +180,14 @@ def collect(
         eval_dirs=[t.path for t in eval_dirs],
         attribution_dirs=[a[0] for a in attributions],
         attribution_meta=[a[2] for a in attributions],
+        comparison=(
+            pd.concat(comparisons, ignore_index=True).drop_duplicates(
+                ["model", "split", "baseline"]
+            )
+            if comparisons
+            else pd.DataFrame()
+        ),
+        truth=pd.concat(truths, ignore_index=True) if truths else pd.DataFrame(),
     )
 
 
@@ -357,14 +384,27 @@ def _outlier_rule(samples: pd.DataFrame) -> str:
     )
 
 
+#: Models that are baselines (no regulatory model of any gene), refitted or trained as such.
+BASELINE_NAMES = frozenset({"mean", "activity", "neighbors"})
+
+
+def is_baseline_model(name: str) -> bool:
+    """Whether ``name`` is a baseline: ``mean``, ``activity``, ``neighbors`` or a refitted one."""
+    return name in BASELINE_NAMES or is_baseline(name)
+
+
 def best_model(data: ReportData) -> str | None:
-    """The model with the highest within-gene metric on the held-out split (None without models)."""
+    """The model with the highest within-gene metric on the held-out split (None without models).
+
+    Baselines are chosen only when nothing else was evaluated.
+    """
     if not data.models:
         return None
     split = held_out_split(data.metrics["split"]) if len(data.metrics) else None
     overall = _split_rows(overall_rows(data.metrics), split)
+    candidates = [m for m in data.models if not is_baseline_model(m)] or data.models
     for metric in ("gene_pearson_deviation_median", "gene_pearson_median", "r2", "pearson"):
-        rows = overall[(overall["metric"] == metric) & overall["model"].isin(data.models)]
+        rows = overall[(overall["metric"] == metric) & overall["model"].isin(candidates)]
         rows = rows[np.isfinite(rows["value"].astype(float))]
         if len(rows):
             return str(rows.loc[rows["value"].astype(float).idxmax(), "model"])
