@@ -134,6 +134,12 @@ def _object_array(model: Path) -> None:
     np.savez(model / "model.npz", allow_pickle=True, **arrays)
 
 
+def _lone_npy(path: Path) -> None:
+    """One array in .npy format under the archive's name (np.save would add ``.npy``)."""
+    with path.open("wb") as handle:
+        np.save(handle, np.zeros(3), allow_pickle=False)
+
+
 NPZ_FAULTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "truncated": (lambda m: _truncate(m / "model.npz"), "truncated or damaged"),
     "empty": (lambda m: (m / "model.npz").write_bytes(b""), "empty file"),
@@ -154,6 +160,10 @@ NPZ_FAULTS: dict[str, tuple[Callable[[Path], object], str]] = {
         "'offset' of model lasso has shape (20,)",
     ),
     "object array": (lambda m: _object_array(m), "Python objects"),
+    "a lone .npy array": (
+        lambda m: _lone_npy(m / "model.npz"),
+        "one numpy array, not the .npz archive",
+    ),
 }
 
 

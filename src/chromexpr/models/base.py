@@ -645,9 +645,10 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if path.stat().st_size == 0:
         raise InputError("empty file (the model arrays)", path=path, fix=fix)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise InputError("not a numpy .npz archive", path=path, fix=fix)
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise InputError("one numpy array, not the .npz archive of a model", path=path, fix=fix)
+        with loaded as npz:
             return {k: npz[k] for k in npz.files}
     except _NPZ_ERRORS as exc:
         if isinstance(exc, ValueError) and "bject arrays" in str(exc):
