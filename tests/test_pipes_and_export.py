@@ -218,3 +218,38 @@ def test_export_cli_to_stdout_and_bad_window(cli, helpers, tmp_path: Path) -> No
     bad = cli("export", tmp_path / "d.zarr", "-o", out, "--window", 300, "--rebin", 4, expect=2)
     helpers.error_line(bad, "cannot be merged by 4")
     helpers.assert_nothing_written(out)
+
+
+# --------------------------------------------------------------------------------------------
+# bin: an accessibility input on standard input
+# --------------------------------------------------------------------------------------------
+
+
+def test_bin_reads_stdin_with_the_format_from_the_content(cli, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chromexpr.cli import app
+    from chromexpr.io.samples import content_suffix
+
+    assert content_suffix(FIXTURES / "signal_bigwig.bw") == ".bw"
+    assert content_suffix(FIXTURES / "signal_narrow.narrowPeak") == ".narrowPeak"
+    assert content_suffix(FIXTURES / "signal_broad.broadPeak.gz") == ".narrowPeak"
+    assert content_suffix(FIXTURES / "signal_bedgraph_gz.bedGraph.gz") == ".bedGraph"
+    assert content_suffix(FIXTURES / "signal_score.bed") == ".bed"
+    assert content_suffix(FIXTURES / "signal.featureCounts.txt") == ".featureCounts.txt"
+
+    geometry = ["--flank", "2000", "--bin-size", "100", "-q"]
+    tss = FIXTURES / "signal_tss.bed"
+    runner = CliRunner()
+    for name in ("signal_bedgraph_gz.bedGraph.gz", "signal_narrow.narrowPeak", "signal_bigwig.bw"):
+        source = FIXTURES / name
+        named = tmp_path / f"named_{name}.zarr"
+        cli("bin", tss, source, "-o", named, *geometry)
+        piped = tmp_path / f"piped_{name}.zarr"
+        args = ["bin", str(tss), "-", "-o", str(piped), *geometry]
+        result = runner.invoke(app, args, input=source.read_bytes())
+        assert result.exit_code == 0, result.stderr
+        assert open_dataset(piped).samples == ["stdin"]
+        np.testing.assert_array_equal(
+            open_dataset(piped).read_sample(0), open_dataset(named).read_sample(0)
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -107,7 +108,7 @@ def bin_command(
 ) -> None:
     """Bin accessibility into 2*FLANK/BIN_SIZE bins around each TSS
     (deepTools reference-point semantics)."""
-    with command_context(quiet=quiet, debug=debug, threads=threads):
+    with command_context(quiet=quiet, debug=debug, threads=threads), ExitStack() as stack:
         from chromexpr.annotation.tss import TssOptions, load_tss
         from chromexpr.binning.binner import BinSpec
         from chromexpr.binning.pipeline import BinOptions, bin_dataset
@@ -120,7 +121,19 @@ def bin_command(
             raise InputError("--scheduler and --workers are exclusive", fix="give one of them")
         if not inputs and samples is None:
             raise InputError("no accessibility input", fix="give files, or --samples sheet.tsv")
-        sources = samples_from_paths(list(inputs or []), regions=regions)
+        from chromexpr.io.samples import content_suffix
+        from chromexpr.io.text import is_stream, spooled_input
+
+        streams = [p for p in [tss, *(inputs or [])] if is_stream(p)]
+        if sum(str(p) in ("-", "/dev/stdin") for p in streams) > 1:
+            raise InputError("standard input can be read once", fix="give '-' for one input only")
+        # standard input and pipes are read once into a temporary file named by their content
+        named = [
+            stack.enter_context(spooled_input(p, suffix=content_suffix)) if is_stream(p) else p
+            for p in inputs or []
+        ]
+        tss = stack.enter_context(spooled_input(tss)) if is_stream(tss) else tss
+        sources = samples_from_paths(named, regions=regions)
         if samples is not None:
             sources += read_sample_sheet(samples, regions=regions)
             from chromexpr.io.samples import check_unique

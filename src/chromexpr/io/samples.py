@@ -76,6 +76,63 @@ def source_kind(path: str | Path) -> SourceKind:
     )
 
 
+#: File-name suffix that :func:`source_kind` maps back to each kind (for unnamed inputs).
+KIND_SUFFIX: dict[SourceKind, str] = {
+    "bigwig": ".bw",
+    "bedgraph": ".bedGraph",
+    "peaks": ".bed",
+    "counts": ".featureCounts.txt",
+}
+
+
+def content_suffix(path: str | Path) -> str:
+    """A file-name suffix for an input whose name says nothing (standard input), from its content.
+
+    bigWig by its signature; a featureCounts matrix by its ``Geneid`` header; ``.narrowPeak`` for
+    ENCODE peak columns (so ``--peak-value auto`` reads their signal); ``.bedGraph`` for 4 columns
+    with a numeric fourth; ``.bed`` (peaks) for any other BED-like line.
+
+    Raises
+    ------
+    InputError
+        Content of no known accessibility format.
+    """
+    from chromexpr.io.peaks import looks_like_encode_peaks
+    from chromexpr.io.text import open_text
+
+    with Path(path).open("rb") as handle:
+        head = handle.read(4)
+    if head in (b"\x26\xfc\x8f\x88", b"\x88\x8f\xfc\x26"):
+        return KIND_SUFFIX["bigwig"]
+    with open_text(path) as text:
+        for line in text:
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.rstrip("\n\r").split("\t")
+            if fields[0] == "Geneid":
+                return KIND_SUFFIX["counts"]
+            if len(fields) >= 3 and fields[1].isdigit() and fields[2].isdigit():
+                if looks_like_encode_peaks(fields):
+                    return ".narrowPeak"
+                if len(fields) == 4 and _is_float(fields[3]):
+                    return KIND_SUFFIX["bedgraph"]
+                return KIND_SUFFIX["peaks"]
+            break
+    raise InputError(
+        "cannot tell the format of this input from its content",
+        path=path,
+        fix="give a named file (.bw, .bedGraph, .narrowPeak, .bed, .featureCounts.txt)",
+    )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def sample_name(path: str | Path) -> str:
     """Sample name from a file name: the stem without format/compression suffixes.
 

@@ -48,6 +48,11 @@ def is_gzip_name(path: str | Path) -> bool:
     return str(path).lower().endswith(GZIP_SUFFIXES)
 
 
+def is_stream(path: str | Path) -> bool:
+    """Whether an input is standard input (``-``, ``/dev/stdin``) or a pipe, not a regular file."""
+    return _is_stream(path)
+
+
 def _is_stream(path: str | Path) -> bool:
     if str(path) in STDIN_NAMES:
         return True
@@ -59,13 +64,17 @@ def _is_stream(path: str | Path) -> bool:
 
 
 @contextmanager
-def spooled_input(path: str | Path, *, name: str = "stdin") -> Iterator[Path]:
+def spooled_input(
+    path: str | Path, *, name: str = "stdin", suffix: Callable[[Path], str] | None = None
+) -> Iterator[Path]:
     """Yield a regular file holding an input that may be a stream.
 
     ``-`` and ``/dev/stdin`` read standard input, and a named pipe (``<(zcat x.gz)``) is read
     once; their bytes go to a temporary file named ``name`` (``name.gz`` for gzip bytes, for
     readers that infer compression from the name; deleted afterwards), so readers can make several
-    passes and detect the format from the content. A regular file is yielded unchanged.
+    passes and detect the format from the content; ``suffix`` (given the spooled file) names the
+    format for readers that go by the name (``.bedGraph``...). A regular file is yielded
+    unchanged.
 
     Examples
     --------
@@ -84,8 +93,11 @@ def spooled_input(path: str | Path, *, name: str = "stdin") -> Iterator[Path]:
             else:
                 with Path(path).open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
+        extra = suffix(spool) if suffix is not None else ""
         if is_gzip(spool):
-            spool = spool.rename(spool.with_name(name + ".gz"))
+            extra += ".gz"
+        if extra:
+            spool = spool.rename(spool.with_name(name + extra))
         yield spool
 
 
