@@ -46,18 +46,20 @@ def run_igv(
     locus: str,
     *,
     commands: Sequence[str] = (),
+    preferences: Sequence[str] = (),
 ) -> IgvRun:
     """Load ``tracks`` in IGV (Debian's ``igv`` under ``xvfb-run``), go to ``locus``, snapshot.
 
     The genome is a ``.chrom.sizes`` file given in the batch script (IGV ignores ``-g`` in batch
-    mode). ``commands`` are extra batch lines run before the snapshot.
+    mode). ``commands`` are extra batch lines run before the snapshot; ``preferences`` are
+    ``KEY VALUE`` pairs set before anything is loaded (``ARC_TYPE PROPORTIONAL_ARC``).
     """
     if shutil.which("igv") is None or shutil.which("xvfb-run") is None:
         pytest.skip("IGV is not installed: apt-get install -y igv xvfb xauth")
     work.mkdir(parents=True, exist_ok=True)
     genome = work / "genome.chrom.sizes"
     genome.write_text("".join(f"{c}\t{s}\n" for c, s in chrom_sizes.items()))
-    lines = [f"genome {genome.resolve()}"]
+    lines = [f"preference {p}" for p in preferences] + [f"genome {genome.resolve()}"]
     lines += [f"load {Path(t).resolve()}" for t in tracks]
     lines += [f"goto {locus}", *commands, f"snapshotDirectory {work.resolve()}"]
     lines += ["snapshot igv.png", "exit"]

@@ -68,6 +68,16 @@ def test_igv_draws_the_links_and_tracks(attribution: AttributionPaths, tmp_path:
     image = read_png(run.png)
     arcs = coloured_pixels(image, IGV_ARC, tol=30)
     assert arcs.sum() > 500, f"only {arcs.sum()} arc pixels drawn"
+    # arcs whose height is log(score) / log(max score): the mode the BED score range matters for
+    proportional = run_igv(
+        tmp_path / "proportional",
+        CHROM_SIZES,
+        [attribution.links_bedpe],
+        "chrA:1-30000",
+        preferences=["ARC_TYPE PROPORTIONAL_ARC"],
+    )
+    assert proportional.errors() == [], "\n".join(proportional.errors())
+    assert coloured_pixels(read_png(proportional.png), IGV_ARC, tol=30).sum() > 500
 
 
 def test_interact_rows_sorted_as_bedtobigbed_needs(attribution: AttributionPaths) -> None:
