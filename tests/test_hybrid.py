@@ -99,3 +99,20 @@ def test_a_damaged_hybrid_model_is_named_on_load(tmp_path: Path, planted: Plante
     np.savez_compressed(path, **arrays)
     with pytest.raises(InputError, match="window_pos"):
         load_model(tmp_path / "m")
+
+
+def test_auto_reads_hybrid_lasso_and_neighbours_scores_from_one_fit(
+    tmp_path: Path, planted: Planted
+) -> None:
+    options = TrainOptions(
+        model="auto",
+        auto_candidates=("activity", "neighbors", "lasso-gene", "hybrid"),
+        split=SplitConfig(test_samples=TEST_SAMPLES, dev_fraction=0.0),
+    )
+    result = train(planted.dataset, planted.expression, tmp_path / "m", options)
+    scores = result.record["auto"]["scores"]
+    assert set(scores) == {"activity", "neighbors", "lasso-gene", "hybrid"}
+    assert result.record["auto"]["chosen"] == max(scores, key=lambda k: scores[k])
+    # the hybrid's own inner-CV grid contains lasso-gene alone (mix 1): it scores at least as high
+    assert scores["hybrid"] >= scores["lasso-gene"] - 1e-12
+    assert load_model(tmp_path / "m").name == result.model

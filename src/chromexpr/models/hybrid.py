@@ -65,8 +65,8 @@ class HybridParams:
         Candidate ``lambda`` of the similarity term (relative to the unit diagonal of ``R``).
     mixes
         Candidate weights ``m`` of the regulatory term.
-    window, n_alphas, eps, max_iter
-        The regulatory ``lasso-gene``'s candidate window (bp) and alpha path.
+    window, n_alphas, eps, max_iter, tol
+        The regulatory ``lasso-gene``'s candidate window (bp), alpha path and solver settings.
     cv_genes
         Genes (whole chunks, evenly spaced) on which the inner cross-validation of the LASSO's
         alpha and of the mix runs; the LASSO is then fitted once on every gene at that alpha.
@@ -79,6 +79,7 @@ class HybridParams:
     n_alphas: int = 8
     eps: float = 5e-2
     max_iter: int = 1_000
+    tol: float = 1e-5
     cv_genes: int = 3_000
 
 
@@ -150,7 +151,11 @@ class HybridModel(Model):
     def _lasso_params(self) -> GeneLassoParams:
         prm: HybridParams = self.params
         return GeneLassoParams(
-            window=prm.window, n_alphas=prm.n_alphas, eps=prm.eps, max_iter=prm.max_iter
+            window=prm.window,
+            n_alphas=prm.n_alphas,
+            eps=prm.eps,
+            max_iter=prm.max_iter,
+            tol=prm.tol,
         )
 
     def feature_bins(self, offsets: np.ndarray, bin_size: int) -> np.ndarray | None:
