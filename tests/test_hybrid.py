@@ -25,9 +25,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
     return make_planted(tmp_path_factory.mktemp("planted"), n_genes=48, n_samples=18, seed=5)
 
 
-def test_similarity_term_equals_scikit_learn_kernel_ridge(
-    tmp_path: Path, planted: Planted
-) -> None:
+def test_similarity_term_equals_scikit_learn_kernel_ridge(tmp_path: Path, planted: Planted) -> None:
     from sklearn.kernel_ridge import KernelRidge
 
     ridge = 0.05
