@@ -103,8 +103,6 @@ def subset_dataset(work: Path, n_genes: int) -> Path:
 def measure(
     work: Path, dataset: Path, models: Sequence[str], folds: int, fc_epochs: int
 ) -> dict[str, Any]:
-    from chromexpr.evaluate.baselines import baseline_comparison, baseline_name
-
     rows: dict[str, dict[str, Any]] = {}
     tables: dict[str, pd.DataFrame] = {}
     for name in models:
@@ -131,24 +129,37 @@ def measure(
             "auto": config.get("auto"),
         }
         print(f"[bench_models_real] {name}: {rows[name]}", file=sys.stderr, flush=True)
-    comparison: list[dict[str, Any]] = []
-    if DEFAULT in tables:
-        frames = [tables[DEFAULT]]
-        for name, table in tables.items():
-            if name != DEFAULT:
-                frames.append(table.assign(model=baseline_name(name)))
-        diff = baseline_comparison(pd.concat(frames, ignore_index=True), n_boot=1000, seed=0)
-        comparison = [
-            {
-                "other": str(r.baseline).removesuffix(" (baseline)"),
-                "difference": float(r.difference),
-                "ci_low": float(r.ci_low),
-                "ci_high": float(r.ci_high),
-                "n_genes": int(r.n_genes),
-            }
-            for r in diff.itertuples(index=False)
-        ]
+    comparison = _recompare(work / "models", dataset, list(tables), folds)
     return {"models": rows, "comparison": comparison}
+
+
+def _recompare(
+    directory: Path, dataset: Path, models: Sequence[str], folds: int
+) -> list[dict[str, Any]]:
+    """The paired comparison of the default model with every other, from the saved predictions."""
+    from chromexpr.evaluate.baselines import baseline_comparison, baseline_name
+
+    tables = {}
+    for name in models:
+        target = directory / f"{dataset.stem}_{name}_{folds}"
+        if (target / "predictions.tsv").is_file():
+            tables[name] = per_gene(target, name)
+    if DEFAULT not in tables:
+        return []
+    frames = [tables[DEFAULT]] + [
+        t.assign(model=baseline_name(n)) for n, t in tables.items() if n != DEFAULT
+    ]
+    diff = baseline_comparison(pd.concat(frames, ignore_index=True), n_boot=1000, seed=0)
+    return [
+        {
+            "other": str(r.baseline).removesuffix(" (baseline)"),
+            "difference": float(r.difference),
+            "ci_low": float(r.ci_low),
+            "ci_high": float(r.ci_high),
+            "n_genes": int(r.n_genes),
+        }
+        for r in diff.itertuples(index=False)
+    ]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -221,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fc-epochs", type=int, default=5, help="fc epochs per fold")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs")
     parser.add_argument("--render", action="store_true", help="only rewrite docs from the JSON")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="re-measure only --models and keep the other rows of results/models_real.json",
+    )
     args = parser.parse_args(argv)
     if args.render:
         text = markdown(json.loads((RESULTS / "models_real.json").read_text()))
@@ -246,6 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "folds": folds,
         **measure(WORK if not args.quick else work, dataset, models, folds, args.fc_epochs),
     }
+    previous = RESULTS / "models_real.json"
+    if args.merge and previous.is_file() and not args.quick:
+        old = json.loads(previous.read_text())
+        rows = {k: v for k, v in old["models"].items() if k not in results["models"]}
+        results["models"] = {**rows, **results["models"]}
+        models = list(results["models"])
+        results["comparison"] = _recompare(work / "models", dataset, models, folds)
     if "fc" in models:
         results["fc_note"] = (
             f"fc: {args.fc_epochs} epochs per fold on the CPU (the reference settings need a GPU "
