@@ -37,6 +37,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (comparison["difference"] <= comparison["ci_high"]).all()
     assert not (result.evaluations["neighbors"] / "comparison.tsv").read_text().strip().count("\n")
     assert "strongest baseline" in result.summary[1]
+    # the report quotes the gap to the strongest baseline and shows each refitted baseline once
+    assert "over the strongest baseline" in html
+    assert html.count("for the <code>neighbors</code> baseline") == 1
     assert result.attribution is not None
     tracks = list((result.attribution / "tracks").glob("*.bw"))
     assert len(tracks) == 16

@@ -245,8 +245,8 @@ def trust_summary(data: ReportData) -> list[str]:
         refs: dict[str, float] = {}
         baseline_models = [m for m in data.models if is_baseline_model(m)]
         for ref in (F.BASELINE, *baseline_models):
-            if ref == best:
-                continue
+            if ref == best or ref.removesuffix(" (baseline)") in refs:
+                continue  # a baseline trained as a model and refitted: shown once
             v = _value(overall, ref, lead)
             if (
                 ref == F.BASELINE
@@ -257,10 +257,18 @@ def trust_summary(data: ReportData) -> list[str]:
                 v = 0.0  # the mean baseline predicts no deviation at all
             if math.isfinite(v):
                 refs[ref] = v
-        others = [(m, _value(overall, m, lead)) for m in data.models if m != best and m not in refs]
+        others = [
+            (m, _value(overall, m, lead))
+            for m in data.models
+            if m != best and not is_baseline_model(m)
+        ]
         ref_text = "; ".join(
             f"{_fmt(v, 2)} for the "
-            + ("mean baseline" if m == F.BASELINE else f"<code>{_e(m)}</code> baseline")
+            + (
+                "mean baseline"
+                if m == F.BASELINE
+                else f"<code>{_e(m.removesuffix(' (baseline)'))}</code> baseline"
+            )
             + (", which predicts no change" if m == F.BASELINE and deviation else "")
             for m, v in refs.items()
         )

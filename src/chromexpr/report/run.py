@@ -123,8 +123,9 @@ def collect(
         names = [m for m in labels if m != F.BASELINE and m not in repeated]
         if tables.comparison is not None and len(tables.comparison):
             comparisons.append(tables.comparison)
-        if tables.truth is not None and len(tables.truth) and names:
-            truths.append(tables.truth.assign(model=names[0]))
+        evaluated = [m for m in names if not is_baseline(m)]
+        if tables.truth is not None and len(tables.truth) and evaluated:
+            truths.append(tables.truth.assign(model=evaluated[0]))
         mapping: dict[str, str] = {}
         for name in list(names):
             if name in models:
