@@ -19,6 +19,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 Intervals = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[float]]]
 
 
+# numba is imported before any test: a CLI test with --threads then sets its thread count at run
+# time instead of NUMBA_NUM_THREADS, which numba refuses to see change once its threads run (a later
+# compilation in the same worker would fail, depending on which tests ran there first)
+import numba  # noqa: E402, F401
+
+
 @pytest.fixture(autouse=True)
 def _fresh_library_state() -> Iterable[None]:
     """Undo what one CLI run leaves in the process: the chromexpr logger's handler (bound to the

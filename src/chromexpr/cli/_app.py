@@ -38,9 +38,12 @@ def _set_threads(threads: int | None) -> None:
         return
     if threads < 1:
         raise typer.BadParameter("--threads must be at least 1")
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    if "numba" in sys.modules:  # already imported (library use, tests): adjust at run time
+    if "numba" not in sys.modules:  # caps numba's pool when it is first imported
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    else:  # already imported (library use, tests): adjust at run time; numba refuses a changed
+        # NUMBA_NUM_THREADS once its threads run, so the variable is left as it is
         import numba
 
         # numba.config sets its attributes at run time, so its stubs do not list them

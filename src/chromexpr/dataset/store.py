@@ -331,11 +331,12 @@ def _write_chunks(openness: Any, index: int, values: np.ndarray) -> None:
 
 
 def _write_threads() -> int:
-    """Threads that compress chunks: usable CPUs, at most ``NUMBA_NUM_THREADS`` (--threads)."""
+    """Threads that compress chunks: usable CPUs, at most ``NUMBA_NUM_THREADS`` (or, when numba
+    was imported first, ``OMP_NUM_THREADS``: both set by --threads)."""
     import os
 
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    cap = os.environ.get("NUMBA_NUM_THREADS", "")
+    cap = os.environ.get("NUMBA_NUM_THREADS", "") or os.environ.get("OMP_NUM_THREADS", "")
     if cap.isdigit() and int(cap) > 0:
         n = min(n, int(cap))
     return max(1, min(n, 8))

@@ -78,7 +78,7 @@ class HybridParams:
     window: int = 100_000
     n_alphas: int = 8
     eps: float = 5e-2
-    max_iter: int = 100_000
+    max_iter: int = 1_000_000
     tol: float = 1e-5
     cv_genes: int = 3_000
 

@@ -364,7 +364,7 @@ class GeneLassoParams:
     eps: float = 1e-2
     inner_folds: int = 5
     tol: float = 1e-5
-    max_iter: int = 100_000
+    max_iter: int = 1_000_000
     fixed_position: int | None = None
 
 
