@@ -288,8 +288,10 @@ class HybridModel(Model):
         kernel = correlation_from_gram(centred_gram(gram, np.arange(cols.size)))
         n = kernel.shape[0]
         self.coef = np.linalg.solve(kernel + self.ridge * np.eye(n), y_dev.T).T.astype(np.float32)
-        fitted = (1 - self.mix) * (self.coef.astype(np.float64) @ kernel)
-        mse = float(np.mean((fitted - y_dev) ** 2))
+        # the training fit of the similarity term alone; with a LASSO part its in-sample
+        # predictions would need another pass over the data, so no training MSE is reported
+        fitted = self.coef.astype(np.float64) @ kernel
+        mse = float(np.mean((fitted - y_dev) ** 2)) if self.mix == 0 else float("nan")
         return [
             {
                 "epoch": 1,
