@@ -41,7 +41,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "data"
-ERYTHROID = ROOT.parent / "data" / "erythroid"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from erythroid import WORK as ERYTHROID  # noqa: E402  (benchmarks/erythroid.py prepares it)
+from erythroid import prepare  # noqa: E402
+
 CRISPR = SHARED / "crispri" / "EPCrisprBenchmark_training_K562.hg19.tsv.gz"
 SAMPLE = "P5"
 DOCS = {
@@ -426,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
     }
+    if args.erythroid == ERYTHROID:
+        prepare()  # the inputs and dataset made from ../shared/data/erythroid (once)
     model_dir = args.model or args.erythroid / "links_lasso_gene"
     with tempfile.TemporaryDirectory(prefix="bench_links_") as tmp:
         work = Path(tmp)
