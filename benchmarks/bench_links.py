@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from docblocks import write_block  # noqa: E402
 from erythroid import WORK as ERYTHROID  # noqa: E402  (benchmarks/erythroid.py prepares it)
 from erythroid import prepare  # noqa: E402
 
@@ -396,13 +397,7 @@ def markdown(results: dict[str, Any]) -> str:
 def write_docs(text: str) -> None:
     """Replace the generated block of each doc (appending a section the first time)."""
     for key, path in DOCS.items():
-        block = f"{START}\n{text}\n{END}"
-        current = path.read_text() if path.exists() else ""
-        if START in current and END in current:
-            head, rest = current.split(START, 1)
-            path.write_text(head + block + rest.split(END, 1)[1])
-        else:
-            path.write_text(current.rstrip() + "\n\n" + INTRO[key] + "\n" + block + "\n")
+        write_block(path, START, END, text, INTRO[key])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_models_real import run_timed  # noqa: E402
+from docblocks import write_block  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "reference_fit"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -135,18 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(text)
     if not args.quick and code == 0:
-        current = DOC.read_text()
-        block = f"{START}\n{text}\n{END}"
-        if START in current:
-            head, rest = current.split(START, 1)
-            DOC.write_text(head + block + rest.split(END, 1)[1])
-        else:
-            DOC.write_text(
-                current.rstrip()
-                + "\n\n## The default model at the reference scale\n\n"
-                + block
-                + "\n"
-            )
+        write_block(DOC, START, END, text, "## The default model at the reference scale")
     return 0 if code == 0 else 1
 
 
