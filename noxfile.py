@@ -105,6 +105,7 @@ def bench(session: nox.Session) -> None:
         "bench_scaling.py",
         "bench_links.py",
         "bench_models_real.py",
+        "bench_reference_fit.py",
     ):
         path = Path("benchmarks") / script
         if path.exists():
