@@ -22,7 +22,7 @@ def demo_command(
     debug: Debug = False,
     threads: Threads = None,
 ) -> None:
-    """Simulate -> tss -> bin -> train -> evaluate -> attribute -> report, in a few minutes."""
+    """Simulate -> tss -> bin -> train -> evaluate -> attribute -> report, in under two minutes."""
     with command_context(quiet=quiet, debug=debug, threads=threads):
         from chromexpr.demo import run_demo
 
