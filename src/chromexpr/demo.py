@@ -21,7 +21,7 @@ logger = logging.getLogger("chromexpr")
 
 T = TypeVar("T")
 
-#: Models trained by the demo (4 folds each), with parameters that keep it under 2 minutes on 2 cores.
+#: Models trained by the demo (4 folds each); the demo takes under 2 minutes on 2 cores.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "mean": {},
     "activity": {},
