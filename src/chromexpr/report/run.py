@@ -109,7 +109,10 @@ def collect(
         k: [] for k in ("metrics", "per_gene", "per_sample", "predictions", "history")
     }
     have_baseline = {k: False for k in ("metrics", "per_gene", "per_sample")}
-    refitted_seen: set[str] = set()
+    # a baseline trained as a model of its own (``neighbors``) makes its refitted copy
+    # (``neighbors (baseline)``, the same predictions) redundant
+    trained = {str(m) for t in eval_dirs for m in t.metrics["model"].astype(str)}
+    refitted_seen: set[str] = {f"{m}{REFITTED_BASELINE_SUFFIX}" for m in trained} - {F.BASELINE}
     comparisons: list[pd.DataFrame] = []
     truths: list[pd.DataFrame] = []
     for tables in eval_dirs:
