@@ -75,9 +75,9 @@ class HybridParams:
     profile_window: int = 1_000
     ridges: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
     mixes: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    window: int = 100_000
+    window: int = 250_000
     n_alphas: int = 8
-    eps: float = 5e-2
+    eps: float = 1e-2
     max_iter: int = 1_000_000
     tol: float = 1e-5
     cv_genes: int = 3_000
