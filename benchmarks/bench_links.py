@@ -76,19 +76,12 @@ def _odd(chrom: pd.Series) -> np.ndarray:
 
 def _activity_contact_links(dataset: Any, gene_idx: np.ndarray, sample: str) -> pd.DataFrame:
     """ABC's form without Hi-C: accessibility x 1 / (distance + 5 kb), normalised per gene."""
-    from chromexpr.explain.coordinates import bin_intervals, bin_midpoints
+    from chromexpr.explain.coordinates import bin_midpoints, gene_bin_intervals
 
     genes = dataset.genes.iloc[gene_idx].reset_index(drop=True)
     position = int(dataset.sample_position(sample)[0])
     x = dataset.read_rows(gene_idx, np.full(gene_idx.size, position)).astype(np.float64)
-    sizes = dataset.attrs.get("chrom_sizes") or {}
-    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, np.iinfo(np.int64).max)).to_numpy()
-    starts, ends = bin_intervals(
-        genes["tss"].to_numpy(),
-        genes["strand"].to_numpy() == "-",
-        dataset.spec,
-        chrom_size=chrom_size,
-    )
+    starts, ends = gene_bin_intervals(genes, dataset.spec, dataset.attrs.get("chrom_sizes"))
     valid = ends > starts
     distance = np.abs(bin_midpoints(starts, ends) - (genes["tss"].to_numpy()[:, None] + 0.5))
     raw = np.where(valid, x / (distance + 5_000.0), 0.0)

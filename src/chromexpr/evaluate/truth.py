@@ -65,19 +65,12 @@ def link_recovery_table(
 ) -> dict[str, float]:
     """AUPRC of the planted links from a model's per-bin evidence (see the module docstring)."""
     from chromexpr.evaluate.links import link_recovery
-    from chromexpr.explain.coordinates import bin_intervals
+    from chromexpr.explain.coordinates import gene_bin_intervals
     from chromexpr.io.evaluation_files import read_truth_links
 
     evidence, gene_idx = bin_evidence(model_dir, dataset, samples)
     genes = dataset.genes.iloc[gene_idx].reset_index(drop=True)
-    sizes = dataset.attrs.get("chrom_sizes", {})
-    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, np.iinfo(np.int64).max)).to_numpy()
-    starts, ends = bin_intervals(
-        genes["tss"].to_numpy(),
-        genes["strand"].to_numpy() == "-",
-        dataset.spec,
-        chrom_size=chrom_size,
-    )
+    starts, ends = gene_bin_intervals(genes, dataset.spec, dataset.attrs.get("chrom_sizes"))
     keep = ends > starts
     rows = np.nonzero(keep)
     scores = pd.DataFrame(
@@ -201,7 +194,7 @@ def links_file_recovery(
     (``auprc`` beside ``distance_auprc`` and ``baseline_auprc``, on the same candidates).
     """
     from chromexpr.evaluate.links import link_recovery
-    from chromexpr.explain.coordinates import bin_intervals
+    from chromexpr.explain.coordinates import gene_bin_intervals
     from chromexpr.io.crispr_files import read_links_bedpe
     from chromexpr.io.evaluation_files import read_truth_links
 
@@ -211,14 +204,7 @@ def links_file_recovery(
     genes = table[table["gene_id"].astype(str).isin(linked)].reset_index(drop=True)
     if genes.empty:
         raise InputError("no gene of the links is in the dataset", path=links_bedpe)
-    sizes = dataset.attrs.get("chrom_sizes") or {}
-    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, np.iinfo(np.int64).max)).to_numpy()
-    starts, ends = bin_intervals(
-        genes["tss"].to_numpy(),
-        genes["strand"].to_numpy() == "-",
-        dataset.spec,
-        chrom_size=chrom_size,
-    )
+    starts, ends = gene_bin_intervals(genes, dataset.spec, dataset.attrs.get("chrom_sizes"))
     keep = ends > starts
     rows = np.nonzero(keep)[0]
     grid = pd.DataFrame(

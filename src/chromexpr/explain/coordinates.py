@@ -15,12 +15,15 @@ genome".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from chromexpr.binning.binner import BinSpec
 
-__all__ = ["bin_intervals", "bin_midpoints", "window_bounds"]
+__all__ = ["bin_intervals", "bin_midpoints", "gene_bin_intervals", "window_bounds"]
 
 
 def window_bounds(
@@ -143,3 +146,27 @@ def bin_midpoints(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     [250, 1500]
     """
     return (np.asarray(starts, dtype=np.int64) + np.asarray(ends, dtype=np.int64)) // 2
+
+
+def gene_bin_intervals(
+    genes: pd.DataFrame, spec: BinSpec, chrom_sizes: Mapping[str, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bin_intervals` of a genes table (``chrom, tss, strand``), clipped to the known
+    chromosome sizes (chromosomes of unknown size are clipped at 0 only).
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"chrom": ["c"], "tss": [1500], "strand": ["+"]})
+    >>> starts, ends = gene_bin_intervals(g, BinSpec(flank=2000, bin_size=1000), {"c": 2700})
+    >>> starts.tolist(), ends.tolist()
+    ([[0, 500, 1500, 2500]], [[500, 1500, 2500, 2700]])
+    """
+    sizes = dict(chrom_sizes or {})
+    unknown = np.iinfo(np.int64).max
+    chrom_size = genes["chrom"].map(lambda c: sizes.get(c, unknown)).to_numpy()
+    return bin_intervals(
+        genes["tss"].to_numpy(),
+        genes["strand"].to_numpy() == "-",
+        spec,
+        chrom_size=chrom_size,
+    )
