@@ -23,8 +23,9 @@ import torch.multiprocessing as mp
 
 from chromexpr.cli import train as _train  # noqa: F401  (registers the command)
 from chromexpr.models import distributed
-from chromexpr.models.design import BlockSource, RowLoader
+from chromexpr.models.design import BlockSource
 from chromexpr.models.fc_net import TrainConfig, build_mlp, train_mlp
+from chromexpr.models.loader import RowLoader
 from chromexpr.models.splits import DEV, TRAIN
 from chromexpr.models.train import TrainOptions, load_context
 from chromexpr.models.transforms import fit_openness
@@ -133,16 +134,15 @@ def _check_parts(planted: Planted, train: RowLoader) -> None:
     single = replace(train, rank=0, world_size=1)
     whole = list(single(0))
     read = []
-    source = train.source
-    plain_read = source.read
+    plain_fill = train._fill_chunk
 
-    def counting_read(*args: object) -> np.ndarray:
+    def counting_fill(*args: Any) -> None:
         read.append(1)
-        return plain_read(*args)  # type: ignore[arg-type]
+        plain_fill(*args)
 
-    object.__setattr__(source, "read", counting_read)
+    train._fill_chunk = counting_fill  # type: ignore[method-assign]
     parts = list(train(0))
-    object.__setattr__(source, "read", plain_read)
+    del train._fill_chunk
     assert len(parts) == len(whole) and whole[-1][0].shape[0] == 1
     for (x, y, g), (xw, yw, gw) in zip(parts, whole, strict=True):
         lo, hi = distributed.shard_bounds(yw.size, train.rank, train.world_size)
@@ -150,7 +150,7 @@ def _check_parts(planted: Planted, train: RowLoader) -> None:
         np.testing.assert_array_equal(y, yw[lo:hi])
         assert g is not None and gw is not None
         np.testing.assert_array_equal(g, gw[lo:hi])
-    units = train.units(0)
+    units = train.units(0)  # one stored chunk each: one read
     assert len(read) == len(units[train.rank :: train.world_size]) < len(units)
 
 

@@ -182,7 +182,8 @@ def test_fc_resume_equals_uninterrupted(tmp_path: Path, planted: Planted) -> Non
 
 
 def test_row_loader_is_bounded_seeded_and_complete(planted: Planted) -> None:
-    from chromexpr.models.design import BlockSource, RowLoader
+    from chromexpr.models.design import BlockSource
+    from chromexpr.models.loader import RowLoader
     from chromexpr.models.transforms import fit_openness
 
     options = TrainOptions()

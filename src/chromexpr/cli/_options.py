@@ -26,6 +26,22 @@ OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output director
 OutputFile = Annotated[Path, typer.Option("--output", "-o", help="Output file.")]
 
 
+class DataOnDeviceChoice(str, Enum):
+    """Whether fc's training rows are held in the device's memory (``auto``: when they fit)."""
+
+    auto = "auto"
+    yes = "yes"
+    no = "no"
+
+
+class CompileChoice(str, Enum):
+    """Whether fc's training step is compiled with torch.compile (``auto``: on CUDA)."""
+
+    auto = "auto"
+    yes = "yes"
+    no = "no"
+
+
 class DeviceChoice(str, Enum):
     """Where torch models run (``auto``: CUDA when available)."""
 

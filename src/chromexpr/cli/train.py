@@ -11,7 +11,16 @@ from typing import Annotated, Any
 import typer
 
 from chromexpr.cli._app import app, command_context
-from chromexpr.cli._options import Debug, DeviceChoice, Force, Quiet, Seed, Threads
+from chromexpr.cli._options import (
+    CompileChoice,
+    DataOnDeviceChoice,
+    Debug,
+    DeviceChoice,
+    Force,
+    Quiet,
+    Seed,
+    Threads,
+)
 
 
 class ModelChoice(str, Enum):
@@ -230,6 +239,24 @@ def train_command(
         typer.Option(min=0, help="Early-stopping patience (0: none).", rich_help_panel=FC_HELP),
     ] = None,
     device: Annotated[DeviceChoice | None, typer.Option(rich_help_panel=FC_HELP)] = None,
+    data_on_device: Annotated[
+        DataOnDeviceChoice | None,
+        typer.Option(
+            "--data-on-device",
+            help="fc: hold the training rows in the device's memory (auto: when they fit, "
+            "float32 or else float16; the log says which) or stream them from the store "
+            "[default: auto]",
+            rich_help_panel=FC_HELP,
+        ),
+    ] = None,
+    compile_step: Annotated[
+        CompileChoice | None,
+        typer.Option(
+            "--compile",
+            help="fc: torch.compile the training step [default: auto = on CUDA]",
+            rich_help_panel=FC_HELP,
+        ),
+    ] = None,
     backbone: Annotated[
         BackboneChoice | None,
         typer.Option(
@@ -302,6 +329,10 @@ def train_command(
             params["betas"] = _numbers(betas, "--betas")
         if device is not None:
             params["device"] = device.value
+        if data_on_device is not None:
+            params["data_on_device"] = data_on_device.value
+        if compile_step is not None:
+            params["compile"] = compile_step.value
         if backbone is not None:
             params["backbone"] = backbone.value
         if group_input:

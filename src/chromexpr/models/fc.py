@@ -13,8 +13,10 @@ network's last layer starts at zero, and if no epoch beats the backbone alone on
 network is switched off. A pooled network only knows what all genes share; the backbone brings each
 gene's own links (``docs/models.md``).
 
-Rows come from :class:`chromexpr.models.design.RowLoader` (chunk-aligned reads, a bounded shuffle
-buffer, read-ahead in a background thread); the training loop, checkpoints and exact resume are
+Rows come from :mod:`chromexpr.models.loader`: held on the training device when they fit
+(:class:`~chromexpr.models.loader.ResidentRows`, ``data_on_device``), else streamed from the store
+(:class:`~chromexpr.models.loader.RowLoader`: chunk-aligned reads decoded and transformed by a
+thread pool into a bounded shuffle buffer); the training loop, checkpoints and exact resume are
 :func:`chromexpr.models.fc_net.train_mlp`'s. The sample's group can be an extra input (an
 embedding); code 0 means "group not seen in training", and 10% of training rows are shown with code
 0 so that this embedding is trained too.
@@ -33,7 +35,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 
@@ -41,7 +43,14 @@ from chromexpr.errors import InputError
 from chromexpr.log import logger
 from chromexpr.models import distributed
 from chromexpr.models.base import Model, TrainingData, register
-from chromexpr.models.design import RowLoader, window_bins
+from chromexpr.models.design import window_bins
+from chromexpr.models.loader import (
+    DataOnDevice,
+    ResidentDtype,
+    ResidentRows,
+    RowLoader,
+    plan_residence,
+)
 from chromexpr.models.splits import DEV, TRAIN
 
 __all__ = ["FcModel", "FcParams", "loader_throughput"]
@@ -83,7 +92,17 @@ class FcParams:
     group_dim
         Embedding size.
     buffer_rows
-        Shuffle buffer (rows): bounds the loader's memory to ``buffer_rows x n_bins`` float32.
+        Shuffle buffer (rows) when streaming: the loader holds three buffers of about
+        ``buffer_rows x n_bins`` float32.
+    data_on_device
+        ``auto``: hold the training and dev rows in the device's memory when they fit
+        (:func:`chromexpr.models.loader.plan_residence`: float32, else float16), else stream them
+        from the store; ``yes``: hold them or fail; ``no``: stream.
+    resident_dtype
+        Precision of held rows: ``auto`` (float32 when it fits, else float16), ``float32`` or
+        ``float16``.
+    compile
+        ``torch.compile`` the training step: ``auto`` on CUDA only, ``yes``, ``no``.
     backbone
         ``lasso-gene`` (default, deviation formulation only): the network learns what a
         ``lasso-gene`` model (the backbone, fitted first on the same training samples) leaves; its
@@ -107,6 +126,17 @@ class FcParams:
     group_dim: int = 8
     buffer_rows: int = 65_536
     backbone: Backbone = "lasso-gene"
+    data_on_device: str = "auto"
+    resident_dtype: str = "auto"
+    compile: str = "auto"
+
+
+def _compile_choice(choice: str, device_type: str) -> bool:
+    """``--compile``: ``auto`` compiles on CUDA only (on CPU the matrix products dominate a step
+    and compiling does not shorten it; docs/benchmarks.md)."""
+    if choice not in ("auto", "yes", "no"):
+        raise InputError(f"--compile must be auto, yes or no, got {choice!r}")
+    return choice == "yes" or (choice == "auto" and device_type == "cuda")
 
 
 def loader_throughput(batches: Any, max_batches: int = 20) -> tuple[float, int]:
@@ -125,7 +155,7 @@ def loader_throughput(batches: Any, max_batches: int = 20) -> tuple[float, int]:
 class _GroupDropout:
     """Wrap an epoch's batches: replace a seeded 10% of group codes by 0."""
 
-    def __init__(self, loader: RowLoader, seed: int) -> None:
+    def __init__(self, loader: Any, seed: int) -> None:
         self.loader = loader
         self.seed = seed
 
@@ -133,7 +163,13 @@ class _GroupDropout:
         rng = np.random.default_rng([self.seed, epoch, 3])
         for x, y, g in self.loader(epoch):
             if g is not None:
-                g = np.where(rng.random(g.shape[0]) < GROUP_DROPOUT, 0, g)
+                drop = rng.random(g.shape[0]) < GROUP_DROPOUT
+                if isinstance(g, np.ndarray):
+                    g = np.where(drop, 0, g)
+                else:  # a tensor on the device (rows held there)
+                    import torch
+
+                    g = torch.where(torch.from_numpy(drop).to(g.device), 0, g)
             yield x, y, g
 
 
@@ -167,6 +203,7 @@ class FcModel(Model):
         self.backbone: Any = None
         self.backbone_pos: np.ndarray | None = None
         self.network_used = True
+        self.residence: dict[str, Any] = {}
 
     def feature_bins(self, offsets: np.ndarray, bin_size: int) -> np.ndarray | None:
         return (
@@ -261,8 +298,13 @@ class FcModel(Model):
                 world_size=procs.world_size,
                 # training: every rank its part of the single-process batches; dev: only sums
                 shard_by="batch" if role == TRAIN else "unit",
+                recycle=True,
+                pin_memory=device.type == "cuda",
             )
 
+        from chromexpr.models.fc_net import evaluate_mse, resolve_device
+
+        device = resolve_device(str(prm.device))
         train_loader = loader(TRAIN, train_cols, True)
         dev_loader = loader(DEV, dev_cols, False)
         self.net = self._build(seed=int(data.seed))
@@ -283,28 +325,55 @@ class FcModel(Model):
             seed=int(data.seed),
             device=str(prm.device),
             amp=True,
+            compile=_compile_choice(str(prm.compile), device.type),
         )
+        n_dev_rows = dev_loader.n_rows() if dev_cols.size else 0
+        residence = plan_residence(
+            cast(DataOnDevice, str(prm.data_on_device)),
+            train_loader.n_rows() + n_dev_rows,
+            self.n_inputs,
+            device,
+            dtype=cast(ResidentDtype, str(prm.resident_dtype)),
+            distributed=procs.distributed,
+        )
+        logger.info("fc: training rows %s", residence.reason)
+        rows_train: Any = train_loader
+        rows_dev: Any = dev_loader
+        if residence.resident:
+            started = time.perf_counter()
+            rows_train = ResidentRows.load(train_loader, device, residence.dtype)
+            rows_dev = (
+                ResidentRows.load(dev_loader, device, residence.dtype) if n_dev_rows else None
+            )
+            logger.info(
+                "fc: %d rows loaded onto %s in %.1f s",
+                rows_train.n_rows + n_dev_rows,
+                device,
+                time.perf_counter() - started,
+            )
 
         def dev_batches() -> Any:
-            if dev_cols.size == 0:
+            if dev_cols.size == 0 or rows_dev is None:
                 return iter(())
-            return dev_loader(0)
+            return rows_dev(0)
 
         train_batches = (
-            _GroupDropout(train_loader, int(data.seed)) if groups is not None else train_loader
+            _GroupDropout(rows_train, int(data.seed)) if groups is not None else rows_train
         )
-        from chromexpr.models.fc_net import evaluate_mse, resolve_device
-
-        device = resolve_device(str(prm.device))
         dev_before = float("nan")
         # under torchrun the training loader exchanges rows between the ranks: open the group first
         with distributed.process_group(device):
-            rate, _ = loader_throughput(train_loader(0))
+            rate, _ = loader_throughput(rows_train(0))
             self.throughput = {"loader_rows_per_s": rate}
+            self.residence = {
+                "resident": residence.resident,
+                "dtype": residence.dtype if residence.resident else "float32",
+                "compile": config.compile,
+            }
             logger.info(
-                "fc: %d training rows, %d dev rows; loader alone %.0f rows/s%s",
+                "fc: %d training rows, %d dev rows; batches alone %.0f rows/s%s",
                 train_loader.n_rows(),
-                dev_loader.n_rows() if dev_cols.size else 0,
+                n_dev_rows,
                 rate,
                 f" (rank 0 of {procs.world_size})" if procs.distributed else "",
             )
@@ -489,6 +558,7 @@ class FcModel(Model):
             "network_used": self.network_used,
             "backbone": self.backbone is not None,
             "throughput": self.throughput,
+            "data": self.residence,
             "n_inputs": self.n_inputs,
             "batch_size": self.batch_size,
         }

@@ -178,8 +178,14 @@ class TrainConfig:
     device
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     amp
-        Automatic mixed precision (bfloat16, or float16 with loss scaling where bfloat16 is
-        unsupported); used on CUDA only.
+        Automatic mixed precision; with ``amp_dtype="auto"`` on CUDA only (bfloat16, or float16 with
+        loss scaling where bfloat16 is unsupported).
+    amp_dtype
+        ``auto`` (as above), ``bfloat16`` or ``float16``: autocast to this type on any device when
+        ``amp`` is on (CPU autocast supports bfloat16; tests use it to check the tolerance).
+    compile
+        Run the training steps through ``torch.compile`` (TorchInductor). Eager evaluation, weights
+        and checkpoints are unchanged: the compiled module shares the model's parameters.
     """
 
     epochs: int = 50
@@ -192,6 +198,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    amp_dtype: str = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.patience < 0:
@@ -203,6 +211,8 @@ class TrainConfig:
             raise InputError(f"need lr > 0, l1 >= 0, l2 >= 0 (got {self.lr}, {self.l1}, {self.l2})")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.amp_dtype not in ("auto", "bfloat16", "float16"):
+            raise InputError(f"amp_dtype must be auto, bfloat16 or float16, got {self.amp_dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``betas`` as a list)."""
@@ -321,22 +331,25 @@ def _penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor | Non
     return total
 
 
+def _tensor(value: Any, dtype: torch.dtype, np_dtype: Any, device: torch.device) -> torch.Tensor:
+    """A batch array (numpy, or a tensor already on some device) as a ``dtype`` tensor on
+    ``device``; copies from page-locked host memory are asynchronous."""
+    if not isinstance(value, torch.Tensor):
+        value = torch.from_numpy(np.ascontiguousarray(value, dtype=np_dtype))
+    return value.to(device, dtype=dtype, non_blocking=device.type == "cuda")
+
+
 def _to_device(
     batch: Batch, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     x, y, group = batch
-    non_blocking = device.type == "cuda"
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(device, non_blocking=non_blocking)
-    yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).to(device, non_blocking=non_blocking)
+    xt = _tensor(x, torch.float32, np.float32, device)
+    yt = _tensor(y, torch.float32, np.float32, device)
     if xt.ndim != 2 or yt.shape != (xt.shape[0],):
         raise ValueError(
             f"a batch must be x (B, n_inputs) and y (B,), got {tuple(xt.shape)}, {tuple(yt.shape)}"
         )
-    gt = None
-    if group is not None:
-        gt = torch.as_tensor(np.asarray(group, dtype=np.int64)).to(
-            device, non_blocking=non_blocking
-        )
+    gt = None if group is None else _tensor(group, torch.int64, np.int64, device)
     return xt, yt, gt
 
 
@@ -376,7 +389,11 @@ def _autocast(
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if not (config.amp and device.type == "cuda"):
+    if not config.amp:
+        return None
+    if config.amp_dtype != "auto":
+        return torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
+    if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -442,7 +459,7 @@ def train_mlp(
     model.to(device)
     rank = distributed.env_info().rank if distributed.is_active() else 0
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
     state = _State()
     if resume:
@@ -456,6 +473,8 @@ def train_mlp(
             path.parent.mkdir(parents=True, exist_ok=True)
     # DistributedDataParallel under torchrun (rank 0's weights copied to every rank), else model
     net = distributed.wrap_model(model, device)
+    if config.compile:
+        net = torch.compile(net)
 
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped:
