@@ -102,6 +102,7 @@ def bench(session: nox.Session) -> None:
         "bench_bigwig_read.py",
         "bench_lasso.py",
         "bench_fc.py",
+        "bench_loader.py",
         "bench_scaling.py",
         "bench_links.py",
         "bench_models_real.py",

@@ -66,7 +66,7 @@ def fill_rows(
     out
         float32 ``(buffer rows, features)``.
     scratch
-        float32 ``(3, features)`` work space (one per thread).
+        float32 ``(4, features)`` work space (one per thread); row 3 must hold zeros.
     """
     n_feat = out.shape[1]
     centred = centre.shape[0] > 0
@@ -78,34 +78,34 @@ def fill_rows(
     for k in range(src.shape[0]):
         row = raw[src[k]]
         target = out[dest[k]]
-        if not log1p:
-            for j in range(n_feat):
-                target[j] = row[j] * factor
-        else:
-            n_bad = 0
-            for j in range(n_feat):
-                v = row[j]
-                n_bad += (v < 0) | (v != v) | (v == np.inf)
-                u[j] = _ONE + v * factor
-            for j in range(n_feat):
-                b = bits[j]
-                e = (b - _SQRT_HALF_BITS) >> 23
-                mant_bits[j] = b - (e << 23)
-                expo[j] = np.float32(e)
-            for j in range(n_feat):
-                z = row[j] * factor
-                w = u[j]
-                f = mant[j] - _ONE
-                s = f / (_TWO + f)
-                s2 = s * s
-                series = s * (_TWO + s2 * (_C3 + s2 * (_C5 + s2 * (_C7 + s2 * _C9))))
-                e = expo[j]
-                correction = (z - (w - _ONE)) / w
-                target[j] = e * _LN2_HI + (series + (e * _LN2_LO + correction))
-            if n_bad:
-                for j in range(n_feat):
-                    target[j] = np.float32(math.log1p(row[j] * factor))
         if centred:
             mean = centre[centre_rows[k]]
+        else:
+            mean = scratch[3]  # zeros
+        if not log1p:
             for j in range(n_feat):
-                target[j] -= mean[j]
+                target[j] = row[j] * factor - mean[j]
+            continue
+        n_bad = 0
+        for j in range(n_feat):
+            v = row[j]
+            n_bad += (v < 0) | (v != v) | (v == np.inf)
+            u[j] = _ONE + v * factor
+        for j in range(n_feat):
+            b = bits[j]
+            e = (b - _SQRT_HALF_BITS) >> 23
+            mant_bits[j] = b - (e << 23)
+            expo[j] = np.float32(e)
+        for j in range(n_feat):
+            z = row[j] * factor
+            w = u[j]
+            f = mant[j] - _ONE
+            s = f / (_TWO + f)
+            s2 = s * s
+            series = s * (_TWO + s2 * (_C3 + s2 * (_C5 + s2 * (_C7 + s2 * _C9))))
+            e = expo[j]
+            correction = (z - (w - _ONE)) / w
+            target[j] = e * _LN2_HI + (series + (e * _LN2_LO + correction)) - mean[j]
+        if n_bad:
+            for j in range(n_feat):
+                target[j] = np.float32(math.log1p(row[j] * factor)) - mean[j]

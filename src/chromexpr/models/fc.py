@@ -24,7 +24,7 @@ embedding); code 0 means "group not seen in training", and 10% of training rows 
 Under ``torchrun`` (:mod:`chromexpr.models.distributed`) the network is trained once, in
 DistributedDataParallel over all the processes: each rank reads only its share of the read units
 and, after an exchange of rows at each shuffle buffer, trains on its contiguous part of every
-single-process batch (:class:`~chromexpr.models.design.RowLoader`, ``shard_by="batch"``); dev
+single-process batch (:class:`~chromexpr.models.loader.RowLoader`, ``shard_by="batch"``); dev
 rows are split by read unit and their error summed over the ranks. The backbone is fitted on every
 rank, each getting the same fit (it is deterministic; nothing large is broadcast). Only rank 0
 writes (``chromexpr.models.train``).

@@ -245,7 +245,8 @@ class RowLoader:
 
         source = self.source
         factors, log1p, fused, centre = self._transform()
-        scratch = _thread_array("scratch", (3, source.n_features))
+        scratch = _thread_array("scratch", (4, source.n_features))
+        scratch[3] = 0.0
         factor, take_log = np.float32(factors[col]), log1p
         raw: np.ndarray | None = None
         src = np.arange(local.size, dtype=np.int64)
