@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["fill_rows"]
+__all__ = ["add_rows", "fill_rows"]
 
 _ONE = np.float32(1.0)
 _TWO = np.float32(2.0)
@@ -78,10 +78,7 @@ def fill_rows(
     for k in range(src.shape[0]):
         row = raw[src[k]]
         target = out[dest[k]]
-        if centred:
-            mean = centre[centre_rows[k]]
-        else:
-            mean = scratch[3]  # zeros
+        mean = centre[centre_rows[k]] if centred else scratch[3]  # row 3: zeros
         if not log1p:
             for j in range(n_feat):
                 target[j] = row[j] * factor - mean[j]
@@ -109,3 +106,13 @@ def fill_rows(
         if n_bad:
             for j in range(n_feat):
                 target[j] = np.float32(math.log1p(row[j] * factor)) - mean[j]
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def add_rows(x: np.ndarray, genes: np.ndarray, sums: np.ndarray) -> None:  # pragma: no cover
+    """``sums[genes[k], :] += x[k, :]`` (float64 sums of float32 rows; genes may repeat)."""
+    for k in range(x.shape[0]):
+        target = sums[genes[k]]
+        row = x[k]
+        for j in range(x.shape[1]):
+            target[j] += row[j]

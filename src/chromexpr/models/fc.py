@@ -254,7 +254,14 @@ class FcModel(Model):
             logger.info("fc: no backbone in the raw formulation (lasso-gene needs --split sample)")
         if deviation:
             logger.info("fc: per-gene means of %d training samples", train_cols.size)
-            self.x_centre = data.source.gene_means(train_cols)
+            self.x_centre = RowLoader(
+                source=data.source,
+                y=np.zeros(data.y.shape, dtype=np.float32),
+                roles=np.full(data.roles.shape, TRAIN, dtype=np.int8),
+                role=TRAIN,
+                samples=train_cols,
+                buffer_rows=int(prm.buffer_rows),
+            ).gene_means()
             # with a backbone the level is the backbone's (its full fit has the training means);
             # the residuals' means only centre the network's targets
             self.offset = np.zeros_like(y_mean) if self.backbone is not None else np.array(y_mean)

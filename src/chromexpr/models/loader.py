@@ -19,8 +19,9 @@ Device-resident (:class:`ResidentRows`)
     When every training row fits in the training device's memory, the rows are loaded once (through
     the streaming loader, unshuffled) into one tensor on the device, in float32 or, where float32
     does not fit, float16 (relative rounding at most 2**-11 per value; ``docs/models.md``). Each
-    epoch is then a permutation of all the rows drawn from ``(seed, epoch)`` and the batches are
-    gathered on the device: a full shuffle, and no host work per batch.
+    epoch's batches are then the streaming loader's very batches (same order, computed from the
+    roles alone), gathered on the device: no host work per batch, and the same model whether the
+    rows were held or streamed.
 """
 
 from __future__ import annotations
@@ -160,6 +161,14 @@ class RowLoader:
     def units(self, epoch: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
         """The epoch's read units ``(gene slice, local genes, local samples)``, in visiting
         order."""
+        out = self._canonical_units()
+        out = [out[i] for i in self._unit_order(epoch, len(out))]
+        if self.shard_by == "unit" and self.world_size > 1:
+            out = out[self.rank :: self.world_size]
+        return out
+
+    def _canonical_units(self) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+        """The read units in store order (gene chunks, then samples)."""
         out = []
         cols = np.asarray(self.samples, dtype=np.int64)
         for genes, local in self.source.chunks():
@@ -167,11 +176,29 @@ class RowLoader:
             keep_cols = cols[sub.any(axis=0)]
             for lo in range(0, keep_cols.size, self.unit_samples):
                 out.append((genes, local, keep_cols[lo : lo + self.unit_samples]))
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, epoch, 1])
-            out = [out[i] for i in rng.permutation(len(out))]
-        if self.shard_by == "unit" and self.world_size > 1:
-            out = out[self.rank :: self.world_size]
+        return out
+
+    def _unit_order(self, epoch: int, n_units: int) -> np.ndarray:
+        """Epoch ``epoch``'s visiting order of the canonical units."""
+        if not self.shuffle:
+            return np.arange(n_units, dtype=np.int64)
+        return np.random.default_rng([self.seed, epoch, 1]).permutation(n_units)
+
+    def batch_rows(self, epoch: int) -> list[np.ndarray]:
+        """The single-process batches of ``epoch`` as row numbers in the unshuffled order (the
+        rows of the canonical units one after another, each unit's in (gene, sample) order): what
+        :class:`ResidentRows` gathers, so that rows held on the device give the very batches the
+        streaming loader gives. Nothing is read."""
+        canonical = self._canonical_units()
+        counts = np.array([int(m.sum()) for m in self._masks(canonical)], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(counts)])
+        order = self._unit_order(epoch, len(canonical))
+        plan = self._plan([canonical[i] for i in order], epoch)
+        out = []
+        for _, batches in plan.buffers:
+            for ids in batches:
+                unit = plan.unit_of(ids)
+                out.append(first[order[unit]] + ids - plan.starts[unit])
         return out
 
     def _masks(self, units: list[tuple[slice, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
@@ -271,6 +298,45 @@ class RowLoader:
             raw = np.ascontiguousarray(source.read(genes, local, np.asarray([col]))[:, 0, :])
             factor, take_log = np.float32(1.0), False
         fill_rows(raw, src, dest, factor, take_log, centre, local, out, scratch)
+
+    def gene_means(self) -> np.ndarray:
+        """Per-gene mean of each transformed bin over this loader's rows (the training means
+        ``x_centre`` is made of): float32 ``(n_genes, n_features)``, 0 for genes without rows.
+
+        One unshuffled pass through the threads and the kernel: the same values as
+        :meth:`chromexpr.models.design.BlockSource.gene_means` over the same rows, up to the
+        kernel's logarithm (3 units in the last place), many times faster.
+        """
+        from chromexpr.models._loader_kernels import add_rows
+
+        plain = replace(
+            self,
+            shuffle=False,
+            x_centre=None,
+            y_centre=None,
+            groups=None,
+            batch_size=max(int(self.buffer_rows), 1),
+            recycle=True,
+            pin_memory=False,
+            world_size=1,
+            rank=0,
+        )
+        units = plain.units(0)
+        masks = plain._masks(units)
+        gene_of_row = np.concatenate(
+            [np.zeros(0, np.int64)]
+            + [
+                np.broadcast_to(local[:, None], mask.shape)[mask]
+                for (_, local, _), mask in zip(units, masks, strict=True)
+            ]
+        ).astype(np.int64)
+        sums = np.zeros((self.source.gene_index.size, self.source.n_features), dtype=np.float64)
+        lo = 0
+        for x, _, _ in plain(0):
+            add_rows(x, gene_of_row[lo : lo + x.shape[0]], sums)
+            lo += x.shape[0]
+        counts = np.bincount(gene_of_row, minlength=sums.shape[0])
+        return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
     def n_rows(self) -> int:
         """Rows per epoch (all ranks together)."""
@@ -664,25 +730,27 @@ def plan_residence(
 
 @dataclass
 class ResidentRows:
-    """Every row of a loader, held in one tensor on the training device; an epoch is a permutation
-    of all of them.
+    """Every row of a loader held in one tensor on the training device, batched exactly as the
+    loader batches them.
+
+    Epoch ``e``'s batches are the loader's (:meth:`RowLoader.batch_rows`: the same units order, the
+    same buffer shuffles, the same cuts), gathered on the device. So a model trained on rows held
+    on the device equals one trained on streamed rows (bit for bit on CPU with float32), and
+    whether the rows fit in memory never changes the result beyond float16's rounding.
 
     Attributes
     ----------
     x, y, g
-        Rows ``(n, features)`` (float32 or float16), targets float32 ``(n,)``, group codes int64
-        ``(n,)`` or ``None``; all on the device.
-    batch_size, seed, shuffle
-        Batching: epoch ``e``'s order is ``numpy.random.default_rng([seed, e, 2]).permutation(n)``
-        (the identity without ``shuffle``).
+        Rows ``(n, features)`` (float32 or float16) in the loader's unshuffled order, targets
+        float32 ``(n,)``, group codes int64 ``(n,)`` or ``None``; all on the device.
+    loader
+        The loader the rows came from (for the batches' order; it reads nothing more).
     """
 
     x: Any
     y: Any
     g: Any
-    batch_size: int
-    seed: int
-    shuffle: bool
+    loader: RowLoader
 
     @classmethod
     def load(cls, loader: RowLoader, device: Any, dtype: str = "float32") -> ResidentRows:
@@ -719,7 +787,7 @@ class ResidentRows:
             if g is not None and gb is not None:
                 g[lo:hi].copy_(torch.from_numpy(gb))
             lo = hi
-        return cls(x, y, g, int(loader.batch_size), int(loader.seed), bool(loader.shuffle))
+        return cls(x, y, g, loader)
 
     @property
     def n_rows(self) -> int:
@@ -736,20 +804,21 @@ class ResidentRows:
         """The batches of one epoch, as float32 tensors on the device."""
         import torch
 
-        n = self.n_rows
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch, 2]).permutation(n)
-            index = torch.from_numpy(order).to(self.x.device)
-        for lo in range(0, n, self.batch_size):
-            hi = min(lo + self.batch_size, n)
-            if self.shuffle:
-                take = index[lo:hi]
-                x, y = self.x[take], self.y[take]
-                g = None if self.g is None else self.g[take]
-            else:
-                x, y = self.x[lo:hi], self.y[lo:hi]
-                g = None if self.g is None else self.g[lo:hi]
-            yield x.float() if x.dtype != torch.float32 else x, y, g
+        batches = self.loader.batch_rows(epoch)
+        if not batches:
+            return
+        sizes = [b.size for b in batches]
+        index = torch.from_numpy(np.concatenate(batches)).to(self.x.device)
+        lo = 0
+        for size in sizes:
+            take = index[lo : lo + size]
+            lo += size
+            x = self.x[take]
+            yield (
+                x.float() if x.dtype != torch.float32 else x,
+                self.y[take],
+                None if self.g is None else self.g[take],
+            )
 
 
 _LOCAL = threading.local()
