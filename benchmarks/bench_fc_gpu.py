@@ -8,9 +8,10 @@ What it measures, at the reference scale (17,794 genes x 201 samples x 2,000 bin
    simulate`` (bigWigs) and ``chromexpr bin``, as a user would; that takes several minutes more at
    full scale (about 0.75 s per sample to simulate and 0.35 s per sample to bin on one or two
    cores), so the default is the direct writer.
-2. ``chromexpr train --model fc --backbone none --epochs E --patience 0 --split sample
-   --test-fraction 0.1 --dev-fraction 0.1`` (80 % of the samples train) with the reference network
-   (2000 -> 1000 -> 1000 -> 1000 -> 1, batch 10,000; AMP bf16 on CUDA), each in a fresh process:
+2. ``chromexpr train --model fc --backbone none --epochs E --patience 0 --split sample --groups
+   none --test-fraction 0.1 --dev-fraction 0.1`` (single samples held out: 162 of 201 samples
+   train) with the reference network (2000 -> 1000 -> 1000 -> 1000 -> 1, batch 10,000; AMP bf16 on
+   CUDA), each in a fresh process:
    ``--data-on-device no`` (streamed by ``RowLoader``) and ``--data-on-device yes``
    (``ResidentRows``), with the default ``--compile auto`` (on CUDA: compiled); ``--compile-modes``
    adds the same two with ``--compile no``.
@@ -27,12 +28,18 @@ Run::
 
     python benchmarks/bench_fc_gpu.py
 
-on a CUDA machine (about ten minutes with the defaults, the dataset included). It writes
+on a CUDA machine (the dataset takes about two minutes the first time; each run stops at
+``--timeout``, 300 s by default, so the whole is at most about twelve minutes). It writes
 ``benchmarks/results/fc_gpu.json``, prints a markdown table and writes it into docs/benchmarks.md
 (``--no-docs``: not). ``--quick``: 1,000 genes x 24 samples, runs on a CPU in a minute or two as a
 smoke test (``benchmarks/results/fc_gpu-quick.json``; never touches the docs). Without CUDA and
 without ``--quick`` it stops and says so. ``--genes N --samples M`` change the scale, ``--epochs E``
 the epochs, ``--timeout S`` the limit per run (a run past it is stopped and reported as such).
+
+Where one command may run for ten minutes at most, split it: ``--dataset-only`` first (the dataset
+stays under ``benchmarks/work``), then the measurement, or one run per call with ``--modes
+streamed``, ``--modes resident`` (a call with ``--modes`` keeps the other modes' rows from an
+earlier call of the same setup in the results and the table).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -70,9 +78,13 @@ END = "<!-- bench_fc_gpu:end -->"
 HEADING = "## fc on a GPU: streamed vs device-resident training rows"
 POLL_S = 0.5
 QUERY = "utilization.gpu,memory.used,name"
-#: (label, --data-on-device, --compile)
-MODES = [("streamed", "no", "auto"), ("resident", "yes", "auto")]
-EAGER_MODES = [("streamed, eager", "no", "no"), ("resident, eager", "yes", "no")]
+#: --modes name: (label, --data-on-device, --compile)
+MODES = {
+    "streamed": ("streamed", "no", "auto"),
+    "resident": ("resident", "yes", "auto"),
+    "streamed-eager": ("streamed, eager", "no", "no"),
+    "resident-eager": ("resident, eager", "yes", "no"),
+}
 
 
 # --- the dataset --------------------------------------------------------------------------------
@@ -177,14 +189,20 @@ def train_once(
     """Run ``chromexpr train`` for ``run``'s mode; its log lines are timestamped as they come."""
     command = [sys.executable, "-m", "chromexpr", "train", str(dataset), "-e", str(expression)]
     command += ["--model", "fc", "--backbone", "none", "--epochs", str(epochs), "--patience", "0"]
-    command += ["--split", "sample", "--test-fraction", "0.1", "--dev-fraction", "0.1"]
+    command += ["--split", "sample", "--groups", "none"]  # single samples held out, not groups
+    command += ["--test-fraction", "0.1", "--dev-fraction", "0.1"]
     command += ["--data-on-device", run.data_on_device, "--compile", run.compile]
     command += ["-o", str(model), "--force"]
     print(f"\n== {run.label}: {' '.join(command[2:])}", file=sys.stderr, flush=True)
     start = time.monotonic()
     with GpuSampler() as sampler:
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own process group: a timeout stops its helpers too
         )
 
         def read() -> None:
@@ -200,11 +218,11 @@ def train_once(
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             run.timed_out = True
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         reader.join(timeout=10)
     run.wall_s = time.monotonic() - start
@@ -266,6 +284,7 @@ def summarise(run: Run) -> dict[str, Any]:
     }
     reason = log_match(run, r"fc: training rows (.*)$")
     loaded = log_match(run, r"fc: \d+ rows loaded onto \S+ in ([\d.]+) s")
+    samples = log_match(run, r"training pairs \((\d+) samples")
     return {
         "mode": run.label,
         "data_on_device": run.data_on_device,
@@ -290,6 +309,7 @@ def summarise(run: Run) -> dict[str, Any]:
         "compiled": data.get("compile"),
         "residence_log": reason,
         "load_s": float(loaded) if loaded else None,
+        "train_samples": int(samples) if samples else None,
     }
 
 
@@ -302,7 +322,8 @@ def fmt(value: Any, spec: str, missing: str = "n/a") -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| mode | card | training rows/s (median epoch) | batches alone rows/s | epoch s "
-        "| first epoch s | GPU util mean / max % | peak GPU memory GiB | residence |\n"
+        "| first epoch s | GPU util mean / max % | peak GPU memory GiB (torch / nvidia-smi) "
+        "| residence |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|---|"
     )
     lines = [head]
@@ -319,14 +340,48 @@ def table(rows: list[dict[str, Any]]) -> str:
             if r["load_s"] is not None:
                 residence += f" (loaded in {r['load_s']:.0f} s)"
         memory = r["gpu_memory_max_mib"]
+        allocated = (r["record_memory"] or {}).get("throughput.peak_gpu_memory_bytes")
+        peak = (
+            f"{fmt(None if allocated is None else allocated / 1024**3, '.1f')} / "
+            f"{fmt(None if memory is None else memory / 1024, '.1f')}"
+        )
         lines.append(
             f"| {r['mode']} | {r['card'] or 'n/a'} | {fmt(r['train_rows_per_s'], ',.0f')} "
             f"| {fmt(r['loader_rows_per_s'], ',.0f')} | {fmt(r['epoch_s'], '.1f')} "
             f"| {fmt(r['first_epoch_s'], '.1f')} "
             f"| {fmt(r['gpu_util_mean'], '.0f')} / {fmt(r['gpu_util_max'], '.0f')} "
-            f"| {fmt(None if memory is None else memory / 1024, '.1f')} | {residence} |"
+            f"| {peak} | {residence} |"
         )
     return "\n".join(lines)
+
+
+SETUP = ("cuda", "card", "source", "genes", "samples", "epochs", "torch")
+
+
+def merge_earlier(path: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """This call's runs, plus the other modes' runs from ``path`` when it measured the same setup
+    (a measurement split over several calls with ``--modes``), in the order of :data:`MODES`."""
+    runs = {r["mode"]: r for r in result["runs"]}
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    if earlier and all(earlier.get(key) == result[key] for key in SETUP):
+        for r in earlier.get("runs", []):
+            runs.setdefault(r["mode"], r)
+    order = [label for label, _, _ in MODES.values()]
+    return sorted(runs.values(), key=lambda r: order.index(r["mode"]) if r["mode"] in order else 99)
+
+
+def clean(value: Any) -> Any:
+    """NaN -> None, for plain JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 def git_commit() -> str:
@@ -368,14 +423,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compile-modes", action="store_true", help="also run both modes with --compile no"
     )
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated runs out of {','.join(MODES)} (results kept from an earlier call "
+        "with the same setup fill in the others)",
+    )
+    parser.add_argument("--dataset-only", action="store_true", help="make the dataset and stop")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run (300)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.modes:
+        names = [m.strip() for m in args.modes.split(",") if m.strip()]
+        unknown = sorted(set(names) - set(MODES))
+        if unknown:
+            parser.error(f"unknown --modes {','.join(unknown)}; choose from {','.join(MODES)}")
+    else:
+        names = ["streamed", "resident"]
+        names += ["streamed-eager", "resident-eager"] if args.compile_modes else []
 
     import torch
 
     cuda = torch.cuda.is_available()
-    if not cuda and not args.quick:
+    if not cuda and not args.quick and not args.dataset_only:
         print(
             "bench_fc_gpu.py measures training on a GPU and found no CUDA device; "
             "run it on a CUDA machine, or with --quick for a CPU smoke test.",
@@ -396,11 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset, expression = simulated_dataset(root, n_genes, n_samples)
     dataset_s = time.perf_counter() - started
     print(f"dataset {dataset} ready in {dataset_s:.0f} s", file=sys.stderr, flush=True)
+    if args.dataset_only:
+        return 0
 
-    modes = MODES + (EAGER_MODES if args.compile_modes else [])
     runs = []
-    for label, on_device, compile_choice in modes:
-        model = WORK / "models" / re.sub(r"\W+", "-", label)
+    for name in names:
+        label, on_device, compile_choice = MODES[name]
+        model = WORK / "models" / name
         run = train_once(
             Run(label, on_device, compile_choice),
             dataset,
@@ -441,15 +513,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "fc_gpu-quick.json" if args.quick else "fc_gpu.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    if args.modes:
+        result["runs"] = runs = merge_earlier(RESULTS / name, result)
+    (RESULTS / name).write_text(json.dumps(clean(result), indent=1, default=str) + "\n")
 
+    trained = next((r.get("train_samples") for r in runs if r.get("train_samples")), None)
+    share = f"{trained} of {n_samples} samples" if trained else "about 80 % of the samples"
     if args.epochs >= 3:
         steady = f"the median of epochs 2 to {args.epochs}"
     else:
         steady = "epoch 2" if args.epochs == 2 else "epoch 1 (warm-up included)"
     text = (
         f"`chromexpr train --model fc --backbone none` (2000 -> 1000 -> 1000 -> 1000 -> 1, batch "
-        f"10,000{', AMP bf16' if cuda else ''}; 80 % of the samples train, 10 % dev) on a "
+        f"10,000{', AMP bf16' if cuda else ''}; {share} train, 10 % dev) on a "
         f"{args.source} dataset of {n_genes:,} genes x {n_samples} samples x 2,000 bins, "
         f"{args.epochs} epoch{'s' if args.epochs != 1 else ''} per run, each run a fresh process; "
         f"{card}, {result['machine']}, torch {torch.__version__}, commit `{result['commit']}`, "

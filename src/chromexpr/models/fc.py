@@ -252,8 +252,10 @@ class FcModel(Model):
             y_mean = target[:, train_cols].mean(axis=1)
         elif prm.backbone != "none":
             logger.info("fc: no backbone in the raw formulation (lasso-gene needs --split sample)")
+        centre_seconds = 0.0
         if deviation:
             logger.info("fc: per-gene means of %d training samples", train_cols.size)
+            started = time.perf_counter()
             self.x_centre = RowLoader(
                 source=data.source,
                 y=np.zeros(data.y.shape, dtype=np.float32),
@@ -262,6 +264,7 @@ class FcModel(Model):
                 samples=train_cols,
                 buffer_rows=int(prm.buffer_rows),
             ).gene_means()
+            centre_seconds = time.perf_counter() - started
             # with a backbone the level is the backbone's (its full fit has the training means);
             # the residuals' means only centre the network's targets
             self.offset = np.zeros_like(y_mean) if self.backbone is not None else np.array(y_mean)
@@ -346,17 +349,19 @@ class FcModel(Model):
         logger.info("fc: training rows %s", residence.reason)
         rows_train: Any = train_loader
         rows_dev: Any = dev_loader
+        load_seconds = 0.0
         if residence.resident:
             started = time.perf_counter()
             rows_train = ResidentRows.load(train_loader, device, residence.dtype)
             rows_dev = (
                 ResidentRows.load(dev_loader, device, residence.dtype) if n_dev_rows else None
             )
+            load_seconds = time.perf_counter() - started
             logger.info(
                 "fc: %d rows loaded onto %s in %.1f s",
                 rows_train.n_rows + n_dev_rows,
                 device,
-                time.perf_counter() - started,
+                load_seconds,
             )
 
         def dev_batches() -> Any:
@@ -376,7 +381,12 @@ class FcModel(Model):
                 "resident": residence.resident,
                 "dtype": residence.dtype if residence.resident else "float32",
                 "compile": config.compile,
+                "load_seconds": round(load_seconds, 3),
+                "centre_seconds": round(centre_seconds, 3),
+                "reason": residence.reason,
             }
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             logger.info(
                 "fc: %d training rows, %d dev rows; batches alone %.0f rows/s%s",
                 train_loader.n_rows(),
@@ -422,10 +432,12 @@ class FcModel(Model):
                     "examples_per_s": float(h.get("examples_per_s", float("nan"))),
                 }
             )
+        if device.type == "cuda":
+            self.throughput["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
         if rows:
-            self.throughput["train_rows_per_s"] = float(
-                np.nanmedian([r["examples_per_s"] for r in rows])
-            )
+            # the first epoch carries warm-up (and compilation): the median of the others
+            steady = [r["examples_per_s"] for r in rows[1:]] or [rows[0]["examples_per_s"]]
+            self.throughput["train_rows_per_s"] = float(np.nanmedian(steady))
             logger.info(
                 "fc: training %.0f rows/s vs loader %.0f rows/s",
                 self.throughput["train_rows_per_s"],

@@ -754,7 +754,11 @@ class ResidentRows:
 
     @classmethod
     def load(cls, loader: RowLoader, device: Any, dtype: str = "float32") -> ResidentRows:
-        """Read every row of ``loader`` (unshuffled, through its threads) onto ``device``.
+        """Read every row of ``loader`` onto ``device``, in the loader's unshuffled order.
+
+        The loader's threads and kernel fill the rows; on a CPU in float32 straight into the
+        held tensor, otherwise into a staging buffer of about ``buffer_rows`` rows (page-locked
+        when CUDA is present) copied to the device in turn.
 
         Raises
         ------
@@ -768,25 +772,55 @@ class ResidentRows:
         x = torch.empty((n, width), dtype=kind, device=device)
         y = torch.empty(n, dtype=torch.float32, device=device)
         g = None if loader.groups is None else torch.empty(n, dtype=torch.int64, device=device)
-        flat = replace(
-            loader,
-            shuffle=False,
-            batch_size=max(int(loader.buffer_rows), 1),
-            recycle=True,
-            pin_memory=device.type == "cuda",
-            world_size=1,
-            rank=0,
-        )
+        direct = device.type == "cpu" and kind == torch.float32
+        units = loader._canonical_units()
+        masks = loader._masks(units)
+        counts = [int(m.sum()) for m in masks]
+        parts: list[list[int]] = [[]]
+        rows = 0
+        for u, count in enumerate(counts):
+            if rows and rows + count > loader.buffer_rows:
+                parts.append([])
+                rows = 0
+            parts[-1].append(u)
+            rows += count
+        largest = max(sum(counts[u] for u in part) for part in parts)
+        staging = None
+        if not direct:
+            staging = (
+                torch.empty((largest, width), dtype=torch.float32, pin_memory=True).numpy()
+                if device.type == "cuda"
+                else np.empty((largest, width), dtype=np.float32)
+            )
+        held_x = x.numpy() if direct else None
+        loader._transform()
         lo = 0
-        for xb, yb, gb in flat(0):
-            hi = lo + xb.shape[0]
-            if kind == torch.float16 and xb.size and float(np.abs(xb).max()) > FLOAT16_MAX:
-                raise ValueError("values beyond float16's range; hold the rows as float32")
-            x[lo:hi].copy_(torch.from_numpy(xb))
-            y[lo:hi].copy_(torch.from_numpy(yb))
-            if g is not None and gb is not None:
-                g[lo:hi].copy_(torch.from_numpy(gb))
-            lo = hi
+        with ThreadPoolExecutor(
+            max_workers=loader.threads or default_threads(), thread_name_prefix="chromexpr-rows"
+        ) as pool:
+            for part in parts:
+                size = sum(counts[u] for u in part)
+                hi = lo + size
+                xs = held_x[lo:hi] if held_x is not None else cast(np.ndarray, staging)[:size]
+                ys = np.empty(size, dtype=np.float32)
+                gs = None if g is None else np.empty(size, dtype=np.int64)
+                dest = np.arange(size, dtype=np.int64)
+                futures = []
+                start = 0
+                for u in part:
+                    for job in loader._unit_jobs(units[u], masks[u], dest, start, ys, gs):
+                        futures.append(pool.submit(loader._fill_chunk, *job, xs))
+                    start += counts[u]
+                for future in futures:
+                    future.result()
+                if held_x is None:
+                    if kind == torch.float16 and size and float(np.abs(xs).max()) > FLOAT16_MAX:
+                        raise ValueError("values beyond float16's range; hold the rows as float32")
+                    x[lo:hi].copy_(torch.from_numpy(xs))
+                y[lo:hi].copy_(torch.from_numpy(ys))
+                if g is not None and gs is not None:
+                    g[lo:hi].copy_(torch.from_numpy(gs))
+                lo = hi
         return cls(x, y, g, loader)
 
     @property
