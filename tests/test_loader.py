@@ -117,10 +117,12 @@ def test_kernel_log1p_is_within_3_ulp_of_numpy_over_the_wide_range(centred: bool
         if not centred:  # the plain log1p (no centre): max ulp distance over finite values
             finite = np.isfinite(t)
             np.testing.assert_array_max_ulp(got[finite], t[finite], maxulp=3)
+        scaled, mean = _kernel(raw, factor, False, centre)  # depth scaling alone
+        _assert_scaled_close(scaled, raw, np.float32(factor), mean)
 
 
 finite_raw = st.one_of(
-    st.just(0.0),
+    st.sampled_from([0.0, -0.0]),
     st.floats(-40.0, 29.0).map(lambda e: 10.0**e),  # x factor <= 10: in [5e-42, 1e30]
     st.floats(-0.09, -1e-30),  # a row with a negative takes math.log1p
     st.floats(0.0, 50.0),  # the openness range
@@ -160,7 +162,41 @@ def test_kernel_matches_numpy(
         _assert_log1p_close(got, np.log1p(raw * f), mean)
         zeros = raw == 0
         np.testing.assert_array_equal(got[zeros], -mean[zeros])  # zero maps to exactly -centre
-    else:  # depth scaling only: the same two float32 operations as numpy, bit for bit
+    else:  # depth scaling only
+        _assert_scaled_close(got, raw, f, mean)
+
+
+def test_kernel_out_of_domain_values_give_numpys_infinities_and_nans() -> None:
+    """Values where ``1 + v * factor`` leaves (0, largest float]: overflow to inf, -1 to -inf,
+    below -1 and NaN to NaN, exactly as numpy; the rest of such a row stays exact too."""
+    raw = np.array(
+        [[3e38, 1.0, 0.0], [-0.5, 0.5, 0.0], [-2.0, 1.0, 1.0], [np.nan, 1.0, 1.0], [np.inf, 0, 0]],
+        dtype=np.float32,
+    )
+    n = raw.shape[0]
+    out = np.empty_like(raw)
+    rows = np.arange(n, dtype=np.int64)
+    empty = np.zeros((0, 3), dtype=np.float32)
+    fill_rows(raw, rows, rows, np.float32(2.0), True, empty, rows, out, _scratch(3))
+    with np.errstate(all="ignore"):
+        expected = np.log1p(raw * np.float32(2.0))
+    np.testing.assert_array_equal(out, expected)
+    assert np.isposinf(out[0, 0]) and np.isneginf(out[1, 0]) and np.isnan(out[2, 0])
+
+
+def test_kernel_refuses_a_scratch_of_the_wrong_shape() -> None:
+    raw = np.ones((2, 5), dtype=np.float32)
+    rows = np.arange(2, dtype=np.int64)
+    out = np.empty_like(raw)
+    with pytest.raises(ValueError, match="scratch"):
+        fill_rows(raw, rows, rows, np.float32(1), True, np.zeros((0, 5), np.float32), rows, out,
+                  np.zeros((3, 5), np.float32))  # fmt: skip
+
+
+def _assert_scaled_close(got: np.ndarray, raw: np.ndarray, f: np.float32, mean: np.ndarray) -> None:
+    """``got`` is exactly numpy's float32 ``raw * f - mean`` (two roundings, no fused
+    multiply-add: the rows fc trains on equal the rows predict builds with numpy)."""
+    with np.errstate(invalid="ignore", over="ignore"):
         np.testing.assert_array_equal(got, raw * f - mean)
 
 
@@ -215,7 +251,9 @@ def test_read_chunk_equals_zarr_including_the_partial_last_block(tmp_path: Path)
             assert got.shape == (rows, ds.n_bins) and got.dtype == np.float32
             np.testing.assert_array_equal(got, stored[lo : lo + rows, store_index, :])
             np.testing.assert_array_equal(got, values[store_index, lo : lo + rows])
-            np.testing.assert_array_equal(got, ds.read_block(slice(lo, lo + rows), [position])[:, 0])
+            np.testing.assert_array_equal(
+                got, ds.read_block(slice(lo, lo + rows), [position])[:, 0]
+            )
             into = ds.read_chunk(block, position, out)
             assert np.shares_memory(into, out)
             np.testing.assert_array_equal(into, got)
@@ -282,7 +320,9 @@ def _source(
 def _roles(n_genes: int, n_samples: int) -> np.ndarray:
     """Mostly TRAIN, with DEV and TEST pairs scattered, a whole DEV sample and a whole TEST gene."""
     rng = np.random.default_rng(5)
-    roles = rng.choice(np.array([TRAIN, DEV, TEST], np.int8), size=(n_genes, n_samples), p=[0.7, 0.2, 0.1])
+    roles = rng.choice(
+        np.array([TRAIN, DEV, TEST], np.int8), size=(n_genes, n_samples), p=[0.7, 0.2, 0.1]
+    )
     roles[:, 4] = DEV
     roles[7, :] = TEST
     return roles
@@ -313,7 +353,9 @@ def _loader(source: BlockSource, **changes: Any) -> RowLoader:
 def _reference(source: BlockSource) -> np.ndarray:
     """Transformed rows ``(genes, samples, features)`` read sample by sample with
     ``BlockSource.read`` (``FittedOpenness.apply``), not centred."""
-    out = np.empty((source.gene_index.size, source.sample_position.size, source.n_features), np.float32)
+    out = np.empty(
+        (source.gene_index.size, source.sample_position.size, source.n_features), np.float32
+    )
     for genes, local in source.chunks():
         for col in range(source.sample_position.size):
             out[local, col] = source.read(genes, local, np.array([col]))[:, 0]
@@ -331,19 +373,23 @@ def _pairs(loader: RowLoader, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _epoch(loader: RowLoader, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """The epoch's batches, copied as they are consumed (a recycling loader reuses buffers)."""
-    return [
-        (x.copy(), y.copy(), None if g is None else g.copy()) for x, y, g in loader(epoch)
-    ]
+    return [(x.copy(), y.copy(), None if g is None else g.copy()) for x, y, g in loader(epoch)]
 
 
 def _check_rows(
-    loader: RowLoader, batches: list[Any], reference: np.ndarray, *, exact: bool = False
+    loader: RowLoader,
+    batches: list[Any],
+    reference: np.ndarray,
+    *,
+    exact: bool = False,
+    sizes: bool = True,
 ) -> None:
     """Every row of the loader's role exactly once; x the reference transform minus the gene's
     centre (to the kernel's logarithm: 3 ulp; ``exact``: bit for bit), the group code of the
     row's sample, full batches but the last."""
-    sizes = [b[0].shape[0] for b in batches]
-    assert all(n == loader.batch_size for n in sizes[:-1]) and 0 < sizes[-1] <= loader.batch_size
+    if sizes:
+        n = [b[0].shape[0] for b in batches]
+        assert all(k == loader.batch_size for k in n[:-1]) and 0 < n[-1] <= loader.batch_size
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
     g = np.concatenate([b[2] for b in batches])
@@ -450,50 +496,68 @@ def test_quantile_normalisation_bins_and_a_raw_cache_give_the_reference_rows(
 CPU = torch.device("cpu")
 
 
-def _resident_epoch(rows: ResidentRows, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    batches = list(rows(epoch))
-    assert all(x.dtype == torch.float32 and x.device == CPU for x, _, _ in batches)
-    assert [x.shape[0] for x, _, _ in batches[:-1]] == [rows.batch_size] * (len(batches) - 1)
-    return (
-        torch.cat([b[0] for b in batches]).numpy(),
-        torch.cat([b[1] for b in batches]).numpy(),
-        torch.cat([b[2] for b in batches]).numpy(),
-    )
+def _same_batches(resident: ResidentRows, loader: RowLoader, epoch: int) -> None:
+    """The resident epoch's batches are the streamed ones, bit for bit (float32 tensors)."""
+    batches = list(resident(epoch))
+    streamed = _epoch(loader, epoch)
+    assert len(batches) == len(streamed)
+    for (x, y, g), (xs, ys, gs) in zip(batches, streamed, strict=True):
+        assert x.dtype == torch.float32 and x.device == CPU
+        np.testing.assert_array_equal(x.numpy(), xs)
+        np.testing.assert_array_equal(y.numpy(), ys)
+        if gs is None:
+            assert g is None
+        else:
+            np.testing.assert_array_equal(g.numpy(), gs)
 
 
-def test_resident_rows_are_the_loaders_rows_in_a_full_permutation_per_epoch(
+def test_resident_rows_are_the_loaders_rows_batched_as_the_loader_batches_them(
     contexts: dict[bool, Any],
 ) -> None:
     source = _source(contexts[False])
+    reference = _reference(source)
     loader = _loader(source)
     rows = ResidentRows.load(loader, CPU, "float32")
     n = loader.n_rows()
     assert rows.n_rows == n and rows.x.dtype == torch.float32
     assert rows.nbytes == n * (source.n_features * 4 + 4 + 8)
-    held_x, held_y, held_g = rows.x.numpy(), rows.y.numpy(), rows.g.numpy()
-    # the same multiset of rows as the streaming loader, bit for bit (the same kernel)
-    streamed = _epoch(loader, 0)
-    _check_rows(loader, [(held_x, held_y, held_g)], _reference(source))
-    s_y = np.concatenate([b[1] for b in streamed])
-    s_x = np.concatenate([b[0] for b in streamed])
-    a, b = np.argsort(held_y), np.argsort(s_y)
-    np.testing.assert_array_equal(held_y[a], s_y[b])
-    np.testing.assert_array_equal(held_x[a], s_x[b])
-    # epoch e: numpy.random.default_rng([seed, e, 2]).permutation(n) of the held rows
-    orders = []
+    held = (rows.x.numpy(), rows.y.numpy(), rows.g.numpy())
+    _check_rows(loader, [held], reference, sizes=False)  # every row once, transformed
+    # epoch e: the streaming loader's batches (units order, buffer shuffles, cuts), several
+    # buffers with rows carried between them; batch_rows numbers them in the held rows
     for epoch in (0, 3):
-        order = np.random.default_rng([loader.seed, epoch, 2]).permutation(n)
-        x, y, g = _resident_epoch(rows, epoch)
-        np.testing.assert_array_equal(x, held_x[order])
-        np.testing.assert_array_equal(y, held_y[order])
-        np.testing.assert_array_equal(g, held_g[order])
-        orders.append(order)
-    assert not np.array_equal(*orders)
-    # unshuffled (dev rows): the held order
-    dev = ResidentRows.load(replace(loader, role=DEV, shuffle=False), CPU)
-    x, y, _ = _resident_epoch(dev, 5)
-    np.testing.assert_array_equal(x, dev.x.numpy())
-    np.testing.assert_array_equal(y, dev.y.numpy())
+        _same_batches(rows, loader, epoch)
+        streamed = _epoch(loader, epoch)
+        for ids, (x, y, _) in zip(loader.batch_rows(epoch), streamed, strict=True):
+            np.testing.assert_array_equal(held[0][ids], x)
+            np.testing.assert_array_equal(held[1][ids], y)
+    # other batch sizes, buffers and read units; dev rows unshuffled and without groups
+    for other in (
+        replace(loader, batch_size=100, buffer_rows=150, unit_samples=3),
+        replace(loader, batch_size=64, buffer_rows=10_000),  # one buffer, a short last batch
+        replace(loader, role=DEV, shuffle=False, groups=None),
+    ):
+        _same_batches(ResidentRows.load(other, CPU), other, 2)
+    assert not np.array_equal(_epoch(loader, 0)[0][1], _epoch(loader, 3)[0][1])
+
+
+def test_loader_gene_means_equal_block_source_means(contexts: dict[bool, Any]) -> None:
+    source = _source(contexts[False])
+    loader = _loader(source, buffer_rows=50)
+    cols = np.flatnonzero((loader.roles == TRAIN).any(axis=0))
+    everything = replace(loader, roles=np.full_like(loader.roles, TRAIN), samples=cols)
+    got = everything.gene_means()
+    want = source.gene_means(cols)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    # the kernel's logarithm within 3 ulp of numpy's: so is the mean of a gene's values
+    np.testing.assert_allclose(got, want, rtol=4 * 2.0**-23, atol=1e-7)
+    # over the loader's own rows only (TEST gene 7 has none: 0)
+    means = loader.gene_means()
+    reference = _reference(source)
+    for gene in (0, 7, 20, 39):
+        mask = loader.roles[gene] == TRAIN
+        expect = reference[gene, mask].astype(np.float64).mean(axis=0) if mask.any() else 0.0
+        np.testing.assert_allclose(means[gene], expect, rtol=4 * 2.0**-23, atol=1e-7)
 
 
 def test_float16_rows_round_within_half_precision_and_refuse_overflow(
@@ -505,7 +569,6 @@ def test_float16_rows_round_within_half_precision_and_refuse_overflow(
     half = ResidentRows.load(loader, CPU, "float16")
     assert half.x.dtype == torch.float16 and half.g is None
     assert half.nbytes == loader.n_rows() * (source.n_features * 2 + 4)
-    x32, y32, _ = (t.numpy() for t in next(iter(full(2)))[:2]), None, None
     for (xa, ya, _), (xb, yb, gb) in zip(full(2), half(2), strict=True):
         assert xb.dtype == torch.float32 and gb is None
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())  # targets stay float32
@@ -513,7 +576,6 @@ def test_float16_rows_round_within_half_precision_and_refuse_overflow(
         # round to nearest with an 11-bit significand: relative 2**-11; subnormals (below
         # 2**-14) absolute 2**-25
         assert np.all(np.abs(a - b) <= 2.0**-11 * np.abs(a) + 2.0**-25)
-    del x32, y32
     # a value beyond float16's range (65504): refused in float16, held in float32
     shifted = replace(loader, x_centre=np.full_like(loader.x_centre, -7.0e4))
     with pytest.raises(ValueError, match="float16"):
@@ -570,3 +632,164 @@ def test_plan_residence_rule() -> None:
     assert plan("auto", CPU, fits32 * 10).available == int(fits32 * 10 * HOST_SHARE)
     with pytest.raises(InputError, match="auto, yes or no"):
         plan("maybe", CPU, fits32)
+
+
+# --------------------------------------------------------------------------------------------
+# fc with resident rows; mixed precision and torch.compile in train_mlp
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _one_torch_thread() -> Any:
+    """Tiny networks: torch's intra-op threads only add synchronisation on a busy 2-core machine
+    (as in tests/test_fc_net.py); the setting is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _fc(planted: Planted, out: Path, **params: Any) -> tuple[dict[str, Any], Any]:
+    """fc (16 hidden units, no backbone, 6 epochs on CPU) on the planted data with 3 test and 2
+    dev samples: the record's ``fitted`` part and the test predictions, by gene and sample."""
+    base = {
+        "hidden": (16,),
+        "epochs": 6,
+        "patience": 6,
+        "lr": 0.01,
+        "batch_size": 32,
+        "backbone": "none",
+        "device": "cpu",
+    }
+    split = SplitConfig(test_samples=("S00", "S01", "S02"), dev_samples=("S03", "S04"))
+    options = TrainOptions(model="fc", params={**base, **params}, split=split, seed=0)
+    result = train(planted.dataset, planted.expression, out, options)
+    fitted = json.loads((out / "config.json").read_text())["fitted"]
+    pred = result.predictions
+    pred = pred[pred["split"] == "test"].sort_values(["gene_id", "sample"])
+    return fitted, pred
+
+
+@pytest.mark.usefixtures("_one_torch_thread")
+def test_fc_trains_the_same_on_resident_and_streamed_rows(planted: Planted, tmp_path: Path) -> None:
+    """Held rows are batched as the streaming loader batches them: the same network, bit for bit
+    in float32 on CPU. Float16 rows (each value rounded by at most 2**-11) move the test
+    predictions by at most 0.0126 of their deviations' spread over seeds 0-7 (1.6e-4 at seed 0;
+    bound 0.05)."""
+    fitted, pred = {}, {}
+    for name, params in {
+        "no": {"data_on_device": "no"},
+        "yes": {"data_on_device": "yes"},
+        "float16": {"data_on_device": "yes", "resident_dtype": "float16"},
+    }.items():
+        fitted[name], pred[name] = _fc(planted, tmp_path / name, **params)
+    for name, held, dtype in (
+        ("no", False, "float32"),
+        ("yes", True, "float32"),
+        ("float16", True, "float16"),
+    ):
+        data = fitted[name]["data"]
+        assert (data["resident"], data["dtype"], data["compile"]) == (held, dtype, False), data
+    pairs = pred["no"][["gene_id", "sample"]].to_numpy()
+    for name in ("yes", "float16"):
+        assert (pred[name][["gene_id", "sample"]].to_numpy() == pairs).all()
+    np.testing.assert_array_equal(pred["yes"]["predicted"], pred["no"]["predicted"])
+    observed = (pred["no"]["observed"] - pred["no"]["train_mean"]).to_numpy()
+    dev = {k: (p["predicted"] - p["train_mean"]).to_numpy() for k, p in pred.items()}
+    assert np.corrcoef(dev["no"], observed)[0, 1] > 0.25  # it learned the planted signal (0.42)
+    diff = np.abs(dev["float16"] - dev["yes"])
+    assert 0 < diff.max() < 0.05 * dev["yes"].std(), (diff.max(), dev["yes"].std())
+
+
+def _regression(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12)).astype(np.float32)
+    y = x @ np.linspace(-1.0, 1.0, 12) + 0.8 * np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] * x[:, 2]
+    return x, (y + 0.05 * rng.normal(size=n)).astype(np.float32)
+
+
+def _train_tiny(seed: int, **config: Any) -> tuple[np.ndarray, float, torch.nn.Module]:
+    """A (32, 16) MLP trained 8 epochs on 512 in-memory rows (batches of 64, shuffled per epoch);
+    its eval-mode predictions on 256 other rows, and its best dev MSE."""
+    from chromexpr.models.fc_net import TrainConfig, build_mlp, train_mlp
+
+    x, y = _regression(512, seed)
+    xd, yd = _regression(256, seed + 100)
+
+    def batches(epoch: int) -> Any:
+        order = np.random.default_rng([seed, epoch]).permutation(y.size)
+        for lo in range(0, y.size, 64):
+            yield x[order[lo : lo + 64]], y[order[lo : lo + 64]], None
+
+    net = build_mlp(12, (32, 16), seed=seed)
+    settings = {"epochs": 8, "lr": 3e-3, "patience": 0, "seed": seed, "device": "cpu"}
+    history = train_mlp(
+        net, batches, lambda: iter([(xd, yd, None)]), TrainConfig(**settings, **config)
+    )
+    with torch.no_grad():
+        pred = net.eval()(torch.from_numpy(xd)).numpy()
+    return pred, min(h["dev_mse"] for h in history), net
+
+
+@pytest.mark.usefixtures("_one_torch_thread")
+def test_bfloat16_autocast_on_cpu_stays_close_to_float32() -> None:
+    """bfloat16 keeps 8 significant bits: over seeds 0-3 the predictions moved by 0.005-0.016 of
+    their spread (bound 0.05) and the dev MSE by at most 0.5% (bound 2%)."""
+    for seed in (0, 2):
+        full, full_dev, _ = _train_tiny(seed, amp=False)
+        half, half_dev, _ = _train_tiny(seed, amp=True, amp_dtype="bfloat16")
+        diff = np.abs(half - full).max()
+        assert 1e-4 * full.std() < diff < 0.05 * full.std(), (diff, full.std())  # autocast ran
+        assert abs(half_dev - full_dev) < 0.02 * full_dev, (half_dev, full_dev)
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile (TorchInductor) needs a C++ compiler on CPU",
+)
+@pytest.mark.usefixtures("_one_torch_thread")
+# torch's own import-time deprecation (torch/utils/mkldnn.py), met on the first CPU compile
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_training_equals_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TorchInductor's fused kernels round differently from eager: predictions within 3e-7 of
+    their spread here (bound 1e-4). Compiling costs 11-23 s cold, 3-4 s with inductor's cache."""
+    compiled: list[Any] = []
+    real = torch.compile
+
+    def spy(model: Any, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    torch._dynamo.reset()
+    try:
+        eager, eager_dev, _ = _train_tiny(1, amp=False)
+        assert not compiled
+        started = time.perf_counter()
+        fast, fast_dev, net = _train_tiny(1, amp=False, compile=True)
+        seconds = time.perf_counter() - started
+    finally:
+        torch._dynamo.reset()
+    assert len(compiled) == 1 and compiled[0] is net
+    np.testing.assert_allclose(fast, eager, rtol=0, atol=1e-4 * eager.std())
+    assert abs(fast_dev - eager_dev) < 1e-5 * eager_dev
+    print(f"compiled training: {seconds:.1f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------
+
+
+def test_cli_data_on_device(planted: Planted, tmp_path: Path, cli: Any) -> None:
+    base = ["train", planted.dataset, "-e", planted.expression, "--model", "fc", "--epochs", "1"]
+    base += ["--hidden", "8", "--backbone", "none", "--device", "cpu", "--threads", "1", "-q"]
+    out = tmp_path / "model"
+    cli(*base, "-o", out, "--data-on-device", "yes", "--compile", "no")
+    data = json.loads((out / "config.json").read_text())["fitted"]["data"]
+    assert (data["resident"], data["dtype"], data["compile"]) == (True, "float32", False), data
+    for option in ("--data-on-device", "--compile"):
+        refused = tmp_path / "refused"
+        result = cli(*base, "-o", refused, option, "maybe", expect=2)
+        assert f"'{option}'" in result.stderr and "maybe" in result.stderr, result.stderr
+        assert not refused.exists()

@@ -10,7 +10,8 @@ The logarithm is computed without branches, so that LLVM vectorises it (8 float3
 the bits, the mantissa's logarithm by the atanh series to the 9th power) plus the correction
 ``(z - (u - 1)) / u`` for the rounding of ``1 + z``. Against numpy's float32 ``log1p`` the result
 is within 3 units in the last place over ``z`` in [1e-40, 1e30] (tests/test_loader.py); zero stays
-exactly zero. Rows holding a negative value, NaN or infinity are recomputed with ``math.log1p``.
+exactly zero. Rows where ``1 + z`` leaves (0, largest float] (a value at or below -1, an overflow,
+NaN) are recomputed with ``math.log1p``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 #: Bits of float32 sqrt(1/2): mantissas are brought into [sqrt(1/2), sqrt(2)).
 _SQRT_HALF_BITS = 0x3F3504F3
+#: Bits of the largest finite float32.
+_FLOAT_MAX_BITS = np.uint32(0x7F7FFFFF)
 _C3 = np.float32(2.0 / 3.0)
 _C5 = np.float32(2.0 / 5.0)
 _C7 = np.float32(2.0 / 7.0)
@@ -69,7 +72,11 @@ def fill_rows(
         float32 ``(4, features)`` work space (one per thread); row 3 must hold zeros.
     """
     n_feat = out.shape[1]
+    if scratch.shape[0] < 4 or scratch.shape[1] != n_feat or raw.shape[1] != n_feat:
+        raise ValueError("fill_rows: raw, out and scratch (4 rows) need one column per feature")
     centred = centre.shape[0] > 0
+    if centred and centre.shape[1] != n_feat:
+        raise ValueError("fill_rows: centre needs one column per feature")
     u = scratch[0]
     bits = u.view(np.int32)
     mant_bits = scratch[1].view(np.int32)
@@ -83,13 +90,15 @@ def fill_rows(
             for j in range(n_feat):
                 target[j] = row[j] * factor - mean[j]
             continue
-        n_bad = 0
         for j in range(n_feat):
-            v = row[j]
-            n_bad += (v < 0) | (v != v) | (v == np.inf)
-            u[j] = _ONE + v * factor
+            u[j] = _ONE + row[j] * factor
+        # u outside (0, largest float] (a value at or below -1, an overflow, NaN) has the bit
+        # pattern minus one above that of the largest float less one (sign bit, exponent all
+        # ones, or +0 wrapping to 2**32 - 1); an integer maximum vectorises, float tests do not
+        top = np.uint32(0)
         for j in range(n_feat):
             b = bits[j]
+            top = max(top, np.uint32(b) - np.uint32(1))
             e = (b - _SQRT_HALF_BITS) >> 23
             mant_bits[j] = b - (e << 23)
             expo[j] = np.float32(e)
@@ -103,7 +112,7 @@ def fill_rows(
             e = expo[j]
             correction = (z - (w - _ONE)) / w
             target[j] = e * _LN2_HI + (series + (e * _LN2_LO + correction)) - mean[j]
-        if n_bad:
+        if top > _FLOAT_MAX_BITS - np.uint32(1):
             for j in range(n_feat):
                 target[j] = np.float32(math.log1p(row[j] * factor)) - mean[j]
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -472,9 +472,9 @@ def train_mlp(
         if path is not None and rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
     # DistributedDataParallel under torchrun (rank 0's weights copied to every rank), else model
-    net = distributed.wrap_model(model, device)
+    net: torch.nn.Module = distributed.wrap_model(model, device)
     if config.compile:
-        net = torch.compile(net)
+        net = cast(torch.nn.Module, torch.compile(net))
 
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped:
