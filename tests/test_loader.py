@@ -263,6 +263,19 @@ def test_read_chunk_equals_zarr_including_the_partial_last_block(tmp_path: Path)
         ds.read_chunk(0, 0, np.empty((3, ds.n_bins), np.float32))
 
 
+def test_chunk_files_are_read_whole_whatever_their_size(tmp_path: Path) -> None:
+    """The per-thread read buffer (1 MiB at first) grows for larger files (dense chunks)."""
+    import os
+
+    from chromexpr.dataset.store import _read_file
+
+    for size in (0, 3, 1 << 20, (1 << 20) + 1, 3_500_000, 3_500_000 - 1):
+        path = tmp_path / f"f{size}"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        assert bytes(_read_file(path)) == data
+
+
 @pytest.mark.parametrize("damage", ["missing", "garbage"])
 def test_read_chunk_of_a_damaged_chunk_names_the_chunk_and_the_sample(
     tmp_path: Path, damage: str

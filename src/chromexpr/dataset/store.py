@@ -21,6 +21,7 @@ presents a half-written sample as complete (readers here skip incomplete samples
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -542,7 +543,7 @@ class Dataset:
                 out[:n_rows] = self._openness[lo : lo + n_rows, store_index, :]
             return out[:n_rows]
         try:
-            data = file.read_bytes()
+            data = _read_file(file)
         except FileNotFoundError:
             raise self._damaged(block, store_index, "is missing") from None
         codec = self._openness.metadata.compressor
@@ -657,6 +658,25 @@ class Dataset:
             for k, v in ds.attrs.items()
         }
         return ds
+
+
+_READ_BUFFERS = threading.local()
+
+
+def _read_file(path: Path) -> memoryview:
+    """The bytes of ``path`` in this thread's reusable buffer (valid until its next call): no new
+    allocation per chunk."""
+    buffer: bytearray | None = getattr(_READ_BUFFERS, "buffer", None)
+    if buffer is None:
+        buffer = _READ_BUFFERS.buffer = bytearray(1 << 20)
+    with path.open("rb", buffering=0) as handle:
+        n = handle.readinto(buffer)
+        while n == len(buffer):  # a file larger than the buffer: a larger one, read the rest
+            larger = bytearray(2 * len(buffer))
+            larger[:n] = buffer[:n]
+            buffer = _READ_BUFFERS.buffer = larger
+            n += handle.readinto(memoryview(buffer)[n:])
+    return memoryview(buffer)[:n]
 
 
 def open_dataset(path: str | Path) -> Dataset:

@@ -151,6 +151,9 @@ class RowLoader:
     _transform_cache: tuple[np.ndarray, bool, bool, np.ndarray] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _canonical_cache: tuple[list[tuple[slice, np.ndarray, np.ndarray]], list[np.ndarray]] | None = (
+        field(default=None, init=False, repr=False, compare=False)
+    )
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -167,16 +170,26 @@ class RowLoader:
             out = out[self.rank :: self.world_size]
         return out
 
+    def _canonical(self) -> tuple[list[tuple[slice, np.ndarray, np.ndarray]], list[np.ndarray]]:
+        """The read units in store order (gene chunks, then samples) and their masks (which pairs
+        are rows of this loader); computed once per loader from the roles."""
+        if self._canonical_cache is None:
+            units: list[tuple[slice, np.ndarray, np.ndarray]] = []
+            masks: list[np.ndarray] = []
+            cols = np.asarray(self.samples, dtype=np.int64)
+            for genes, local in self.source.chunks():
+                sub = self.roles[np.ix_(local, cols)] == self.role
+                kept = np.flatnonzero(sub.any(axis=0))
+                for lo in range(0, kept.size, self.unit_samples):
+                    part = kept[lo : lo + self.unit_samples]
+                    units.append((genes, local, cols[part]))
+                    masks.append(sub[:, part])
+            self._canonical_cache = (units, masks)
+        return self._canonical_cache
+
     def _canonical_units(self) -> list[tuple[slice, np.ndarray, np.ndarray]]:
         """The read units in store order (gene chunks, then samples)."""
-        out = []
-        cols = np.asarray(self.samples, dtype=np.int64)
-        for genes, local in self.source.chunks():
-            sub = self.roles[np.ix_(local, cols)] == self.role
-            keep_cols = cols[sub.any(axis=0)]
-            for lo in range(0, keep_cols.size, self.unit_samples):
-                out.append((genes, local, keep_cols[lo : lo + self.unit_samples]))
-        return out
+        return self._canonical()[0]
 
     def _unit_order(self, epoch: int, n_units: int) -> np.ndarray:
         """Epoch ``epoch``'s visiting order of the canonical units."""
@@ -189,11 +202,11 @@ class RowLoader:
         rows of the canonical units one after another, each unit's in (gene, sample) order): what
         :class:`ResidentRows` gathers, so that rows held on the device give the very batches the
         streaming loader gives. Nothing is read."""
-        canonical = self._canonical_units()
-        counts = np.array([int(m.sum()) for m in self._masks(canonical)], dtype=np.int64)
+        canonical, masks = self._canonical()
+        counts = np.array([int(m.sum()) for m in masks], dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(counts)])
         order = self._unit_order(epoch, len(canonical))
-        plan = self._plan([canonical[i] for i in order], epoch)
+        plan = self._plan([canonical[i] for i in order], epoch, counts[order])
         out = []
         for _, batches in plan.buffers:
             for ids in batches:
@@ -228,6 +241,18 @@ class RowLoader:
         """Write a unit's targets (and groups) to their places ``dest[start + i]`` (``i``: the
         row's rank in (gene, sample) order) and return its chunks' jobs for :meth:`_fill_chunk`."""
         genes, local, cols = unit
+        if cols.size == 1:  # one stored chunk (the default units): no 2-D bookkeeping
+            col = int(cols[0])
+            keep = mask[:, 0]
+            rows = local if keep.all() else local[keep]
+            places = dest[start : start + rows.size]
+            y_unit = self.y[rows, col].astype(np.float32)
+            if self.y_centre is not None:
+                y_unit -= self.y_centre[rows].astype(np.float32)
+            y_out[places] = y_unit
+            if g_out is not None and self.groups is not None:
+                g_out[places] = self.groups[col]
+            return [(genes, rows, col, places)] if rows.size else []
         number = (np.cumsum(mask.ravel()) - 1).reshape(mask.shape) + start
         places = dest[number[mask]]
         y = self.y[np.ix_(local, cols)].astype(np.float32)
@@ -272,8 +297,7 @@ class RowLoader:
 
         source = self.source
         factors, log1p, fused, centre = self._transform()
-        scratch = _thread_array("scratch", (4, source.n_features))
-        scratch[3] = 0.0
+        scratch = _thread_array("scratch", (4, source.n_features))  # row 3 stays zero
         factor, take_log = np.float32(factors[col]), log1p
         raw: np.ndarray | None = None
         src = np.arange(local.size, dtype=np.int64)
@@ -392,8 +416,10 @@ class RowLoader:
 
     def _stream(self, epoch: int) -> Iterator[Batch]:
         """One process's epoch: buffers filled by the thread pool, one ahead of the consumer."""
-        units = self.units(epoch)
-        masks = self._masks(units)
+        canonical, canonical_masks = self._canonical()
+        order = self._unit_order(epoch, len(canonical))
+        units = [canonical[i] for i in order]
+        masks = [canonical_masks[i] for i in order]
         counts = np.array([int(m.sum()) for m in masks], dtype=np.int64)
         layout = self._layout(counts)
         if not layout:
@@ -479,13 +505,17 @@ class RowLoader:
         ]
         return batches, ids[n_full:]
 
-    def _plan(self, units: list[tuple[slice, np.ndarray, np.ndarray]], epoch: int) -> _Plan:
+    def _plan(
+        self,
+        units: list[tuple[slice, np.ndarray, np.ndarray]],
+        epoch: int,
+        counts: np.ndarray | None = None,
+    ) -> _Plan:
         """The single-process epoch as row numbers (rows numbered unit after unit, each unit's in
-        :meth:`_rows` order), computed from the roles alone: nothing is read."""
-        counts = np.array(
-            [int((self.roles[np.ix_(local, cols)] == self.role).sum()) for _, local, cols in units],
-            dtype=np.int64,
-        )
+        :meth:`_rows` order), computed from the roles alone (or the units' row ``counts``):
+        nothing is read."""
+        if counts is None:
+            counts = np.array([int(m.sum()) for m in self._masks(units)], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)])
         rng = np.random.default_rng([self.seed, epoch, 2])
         buffers: list[tuple[int, list[np.ndarray]]] = []
@@ -773,8 +803,7 @@ class ResidentRows:
         y = torch.empty(n, dtype=torch.float32, device=device)
         g = None if loader.groups is None else torch.empty(n, dtype=torch.int64, device=device)
         direct = device.type == "cpu" and kind == torch.float32
-        units = loader._canonical_units()
-        masks = loader._masks(units)
+        units, masks = loader._canonical()
         counts = [int(m.sum()) for m in masks]
         parts: list[list[int]] = [[]]
         rows = 0
@@ -859,9 +888,10 @@ _LOCAL = threading.local()
 
 
 def _thread_array(name: str, shape: tuple[int, int]) -> np.ndarray:
-    """A float32 work array of this thread, reused between calls with the same shape."""
+    """A float32 work array of this thread (zeros when made), reused between calls with the same
+    shape."""
     arrays: dict[str, np.ndarray] = _LOCAL.__dict__.setdefault("arrays", {})
     array = arrays.get(name)
     if array is None or array.shape != shape:
-        array = arrays[name] = np.empty(shape, dtype=np.float32)
+        array = arrays[name] = np.zeros(shape, dtype=np.float32)
     return array
