@@ -11,7 +11,7 @@ genes x 201 samples x 2,000 bins in chunks of 256 genes x 1 sample, written once
    buffers, the openness transform of the training samples, centring by per-gene means, a new
    shuffle each epoch): rows per second of ready batches of 10,000 over whole epochs (the start of
    each epoch, before the first buffer is full, included).
-3. **Rows held in memory** (:class:`~chromexpr.models.loader.ResidentRows` on the CPU, the
+3. **Rows held in memory** (:class:`~chromexpr.models.resident.ResidentRows` on the CPU, the
    ``--data-on-device`` path; on a GPU the same code gathers on the device): the time to load the
    rows, and batches per second.
 4. **Previous loader**: the ``RowLoader`` of the commit before issue 13 (``--base``, read with
@@ -188,7 +188,8 @@ def fc_epochs(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from chromexpr.models.loader import ResidentRows, RowLoader, default_threads
+    from chromexpr.models.loader import RowLoader, default_threads
+    from chromexpr.models.resident import ResidentRows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 genes x 40 samples")

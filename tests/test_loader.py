@@ -23,13 +23,8 @@ from chromexpr.dataset.store import open_dataset
 from chromexpr.errors import InputError
 from chromexpr.models._loader_kernels import fill_rows
 from chromexpr.models.design import BlockSource, RawCache
-from chromexpr.models.loader import (
-    DEVICE_RESERVE,
-    HOST_SHARE,
-    ResidentRows,
-    RowLoader,
-    plan_residence,
-)
+from chromexpr.models.loader import RowLoader
+from chromexpr.models.resident import DEVICE_RESERVE, HOST_SHARE, ResidentRows, plan_residence
 from chromexpr.models.splits import DEV, TEST, TRAIN, SplitConfig
 from chromexpr.models.train import TrainOptions, load_context, train
 from chromexpr.models.transforms import OpennessConfig, fit_openness

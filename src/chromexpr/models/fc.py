@@ -14,7 +14,7 @@ network is switched off. A pooled network only knows what all genes share; the b
 gene's own links (``docs/models.md``).
 
 Rows come from :mod:`chromexpr.models.loader`: held on the training device when they fit
-(:class:`~chromexpr.models.loader.ResidentRows`, ``data_on_device``), else streamed from the store
+(:class:`~chromexpr.models.resident.ResidentRows`, ``data_on_device``), else streamed from the store
 (:class:`~chromexpr.models.loader.RowLoader`: chunk-aligned reads decoded and transformed by a
 thread pool into a bounded shuffle buffer); the training loop, checkpoints and exact resume are
 :func:`chromexpr.models.fc_net.train_mlp`'s. The sample's group can be an extra input (an
@@ -44,11 +44,11 @@ from chromexpr.log import logger
 from chromexpr.models import distributed
 from chromexpr.models.base import Model, TrainingData, register
 from chromexpr.models.design import window_bins
-from chromexpr.models.loader import (
+from chromexpr.models.loader import RowLoader
+from chromexpr.models.resident import (
     DataOnDevice,
     ResidentDtype,
     ResidentRows,
-    RowLoader,
     plan_residence,
 )
 from chromexpr.models.splits import DEV, TRAIN
@@ -96,7 +96,7 @@ class FcParams:
         ``buffer_rows x n_bins`` float32.
     data_on_device
         ``auto``: hold the training and dev rows in the device's memory when they fit
-        (:func:`chromexpr.models.loader.plan_residence`: float32, else float16), else stream them
+        (:func:`chromexpr.models.resident.plan_residence`: float32, else float16), else stream them
         from the store; ``yes``: hold them or fail; ``no``: stream.
     resident_dtype
         Precision of held rows: ``auto`` (float32 when it fits, else float16), ``float32`` or

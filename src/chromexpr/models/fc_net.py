@@ -474,6 +474,11 @@ def train_mlp(
     # DistributedDataParallel under torchrun (rank 0's weights copied to every rank), else model
     net: torch.nn.Module = distributed.wrap_model(model, device)
     if config.compile:
+        import torch._dynamo as dynamo
+
+        # where a step cannot be compiled (no Triton, an unsupported GPU) it runs eagerly, with
+        # torch's warning, instead of stopping the run
+        dynamo.config.suppress_errors = True
         net = cast(torch.nn.Module, torch.compile(net))
 
     for epoch in range(state.next_epoch, config.epochs):
