@@ -18,8 +18,8 @@ genes x 201 samples x 2,000 bins in chunks of 256 genes x 1 sample, written once
    ``git show``), on the same rows (its first 30 batches: a whole epoch would take minutes).
 5. **fc on CPU, before/after**: ``chromexpr train --model fc --backbone none`` (reference network,
    batch 10,000, 3 epochs) on the quick dataset, with the previous commit's code (a ``git archive``
-   copy) and the current code (streamed, and rows held in memory), each in a fresh process; the
-   median training rows/s of epochs 2-3.
+   copy) and the current code (streamed; rows held in memory; held and ``--compile yes``), each in
+   a fresh process; the median training rows/s of epochs 2-3 (the first carries compilation).
 
 Each figure is the median of ``--repeats`` runs. Run::
 
@@ -270,6 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             fc["resident"] = fc_epochs(
                 current, quick_data, quick_expr, work / "m2", ["--data-on-device", "yes"]
             )
+            fc["compiled"] = fc_epochs(
+                current,
+                quick_data,
+                quick_expr,
+                work / "m3",
+                ["--data-on-device", "yes", "--compile", "yes"],
+            )
         result["fc_cpu"] = fc
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "loader-quick.json" if args.quick else "loader.json"
@@ -324,6 +331,7 @@ def table(r: dict[str, Any]) -> str:
             "previous": "before issue 13",
             "streamed": "now, streamed (`--data-on-device no`)",
             "resident": "now, rows held (`--data-on-device yes`)",
+            "compiled": "now, rows held, step compiled (`--compile yes`)",
         }
         for key, label in labels.items():
             run = fc.get(key)
