@@ -594,35 +594,21 @@ class Dataset:
         """
         chunk = self.chunk_genes
         blocks = range(genes.start // chunk, -(-genes.stop // chunk)) if len(genes) else range(0)
-        fix = "restore the dataset from a copy, or bin it again"
         todo = [(b, int(s)) for s in store_samples for b in blocks]
         todo = [key for key in todo if key not in self._verified]
         for b, s in todo:
             file = self._chunk_file(b, s)
             if file is not None and not file.is_file():
-                raise InputError(
-                    f"chunk {file.name} of sample {self._sample_name(s)} (genes "
-                    f"{b * chunk + 1}-{min((b + 1) * chunk, self.n_genes)}) is missing: the "
-                    "dataset is damaged",
-                    path=self.path,
-                    fix=fix,
-                )
+                raise self._damaged(b, s, "is missing")
         try:
             yield
         except (RuntimeError, ValueError, TypeError) as exc:
+            reason = f"cannot be decoded ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
             for b, s in todo or [(b, int(s)) for s in store_samples for b in blocks]:
                 try:
                     self._openness[b * chunk : (b + 1) * chunk, s, :]
                 except (RuntimeError, ValueError, TypeError):
-                    file = self._chunk_file(b, s)
-                    name = file.name if file is not None else f"{b}.{s}.0"
-                    raise InputError(
-                        f"chunk {name} of sample {self._sample_name(s)} cannot be decoded "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}): the dataset "
-                        "is damaged",
-                        path=self.path,
-                        fix=fix,
-                    ) from None
+                    raise self._damaged(b, s, reason) from None
             raise
         self._verified.update(todo)
 
