@@ -532,7 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{result['date']}, `{result['command'].strip()}`. Training rows/s and epoch s: "
         f"{steady}; batches alone: the loader (or the held rows) iterated without "
         f"training; GPU utilisation: nvidia-smi every {POLL_S} s over those epochs; peak memory: "
-        f"the most nvidia-smi saw in use during the run. Machine-readable: "
+        f"torch's largest allocation during training (from the record) / the most nvidia-smi saw "
+        f"in use during the run (the caching allocator's reserve and the CUDA context included). "
+        f"Machine-readable: "
         f"`benchmarks/results/{name}`.\n\n" + table(runs)
     )
     print("\n" + text)
