@@ -133,8 +133,7 @@ class FcParams:
 
 def _compile_choice(choice: str, device_type: str) -> bool:
     """``--compile``: ``auto`` compiles on CUDA only (on 2 CPU cores compiling made steady epochs
-    ~20 % faster but cost more than that over a short run, and needs a C++ compiler;
-    docs/benchmarks.md)."""
+    8-20 % faster but costs 15-20 s up front and needs a C++ compiler; docs/benchmarks.md)."""
     if choice not in ("auto", "yes", "no"):
         raise InputError(f"--compile must be auto, yes or no, got {choice!r}")
     return choice == "yes" or (choice == "auto" and device_type == "cuda")
