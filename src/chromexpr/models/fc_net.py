@@ -21,7 +21,7 @@ import math
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -388,6 +388,20 @@ def _autocast(
     return torch.autocast(device.type, dtype=amp_dtype)
 
 
+@contextlib.contextmanager
+def _eager_fallback(enabled: bool) -> Iterator[None]:
+    """Inside this (when ``enabled``), a step torch.compile cannot compile (no Triton, an
+    unsupported GPU) runs eagerly, with torch's warning, instead of stopping the run; dynamo's
+    setting is restored on the way out."""
+    if not enabled:
+        yield
+        return
+    import torch._dynamo as dynamo
+
+    with dynamo.config.patch(suppress_errors=True):
+        yield
+
+
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if not config.amp:
         return None
@@ -474,48 +488,44 @@ def train_mlp(
     # DistributedDataParallel under torchrun (rank 0's weights copied to every rank), else model
     net: torch.nn.Module = distributed.wrap_model(model, device)
     if config.compile:
-        import torch._dynamo as dynamo
-
-        # where a step cannot be compiled (no Triton, an unsupported GPU) it runs eagerly, with
-        # torch's warning, instead of stopping the run
-        dynamo.config.suppress_errors = True
         net = cast(torch.nn.Module, torch.compile(net))
 
-    for epoch in range(state.next_epoch, config.epochs):
-        if state.stopped:
-            break
-        t0 = time.perf_counter()
-        sse, n_seen = _train_epoch(
-            net, model, train_batches(epoch), optimizer, scaler, config, device, amp_dtype
-        )
-        train_seconds = time.perf_counter() - t0
-        dev_mse, _ = evaluate_mse(model, dev_batches(), device=device, amp_dtype=amp_dtype)
-        seconds = time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "train_mse": sse / n_seen if n_seen else math.nan,
-            "dev_mse": dev_mse,
-            "seconds": seconds,
-            "examples_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
-        }
-        state.history.append(row)
-        improved = math.isnan(dev_mse) or dev_mse < state.best_dev
-        # the dev error is a sum over all ranks, so they agree; rank 0 decides all the same
-        (improved,) = distributed.broadcast_flags([improved])
-        if improved:
-            state.best_dev = dev_mse if not math.isnan(dev_mse) else state.best_dev
-            state.best_state = _cpu_state(model)
-            state.bad_epochs = 0
-        else:
-            state.bad_epochs += 1
-        state.stopped = config.patience > 0 and state.bad_epochs >= config.patience
-        state.next_epoch = epoch + 1
-        if path is not None:
-            rng = distributed.all_gather_objects(_rng_state(device))
-            if rank == 0:
-                _save_checkpoint(path, state, config, model, optimizer, scaler, rng)
-        if on_epoch is not None:
-            on_epoch(dict(row))
+    with _eager_fallback(config.compile):
+        for epoch in range(state.next_epoch, config.epochs):
+            if state.stopped:
+                break
+            t0 = time.perf_counter()
+            sse, n_seen = _train_epoch(
+                net, model, train_batches(epoch), optimizer, scaler, config, device, amp_dtype
+            )
+            train_seconds = time.perf_counter() - t0
+            dev_mse, _ = evaluate_mse(model, dev_batches(), device=device, amp_dtype=amp_dtype)
+            seconds = time.perf_counter() - t0
+            row = {
+                "epoch": epoch,
+                "train_mse": sse / n_seen if n_seen else math.nan,
+                "dev_mse": dev_mse,
+                "seconds": seconds,
+                "examples_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
+            }
+            state.history.append(row)
+            improved = math.isnan(dev_mse) or dev_mse < state.best_dev
+            # the dev error is a sum over all ranks, so they agree; rank 0 decides all the same
+            (improved,) = distributed.broadcast_flags([improved])
+            if improved:
+                state.best_dev = dev_mse if not math.isnan(dev_mse) else state.best_dev
+                state.best_state = _cpu_state(model)
+                state.bad_epochs = 0
+            else:
+                state.bad_epochs += 1
+            state.stopped = config.patience > 0 and state.bad_epochs >= config.patience
+            state.next_epoch = epoch + 1
+            if path is not None:
+                rng = distributed.all_gather_objects(_rng_state(device))
+                if rank == 0:
+                    _save_checkpoint(path, state, config, model, optimizer, scaler, rng)
+            if on_epoch is not None:
+                on_epoch(dict(row))
     if path is not None:
         distributed.barrier()  # rank 0's last checkpoint is on disk before any rank goes on
     if state.best_state is not None:
