@@ -134,7 +134,6 @@ def plan_residence(
         return Residence(False, "float32", needed, 0, "streamed: each rank reads its share")
     free = free_memory(device) if free is None else int(free)
     budget = max(free - DEVICE_RESERVE, 0) if device.type == "cuda" else int(free * HOST_SHARE)
-    gb = 1024**3
     fits32 = needed <= budget and dtype in ("auto", "float32")
     fits16 = half <= budget and dtype in ("auto", "float16")
     if fits32:
@@ -143,9 +142,7 @@ def plan_residence(
         chosen = "float16"
     else:
         size = needed if dtype == "float32" else half
-        text = (
-            f"rows need {size / gb:.1f} GiB, {budget / gb:.1f} GiB usable of {free / gb:.1f} free"
-        )
+        text = f"rows need {_size(size)}, {_size(budget)} usable of {_size(free)} free"
         if choice == "yes":
             raise InputError(
                 f"--data-on-device yes: the training rows do not fit in {where} memory ({text})",
@@ -158,7 +155,7 @@ def plan_residence(
         chosen,
         needed,
         budget,
-        f"held in {where} memory as {chosen} ({size / gb:.2f} GiB of {budget / gb:.1f} usable)",
+        f"held in {where} memory as {chosen} ({_size(size)} of {_size(budget)} usable)",
     )
 
 
@@ -286,3 +283,16 @@ class ResidentRows:
                 self.y[take],
                 None if self.g is None else self.g[take],
             )
+
+
+def _size(nbytes: int) -> str:
+    """Bytes for a log line, in GiB or, below one, MiB.
+
+    Examples
+    --------
+    >>> _size(3 * 1024**3), _size(5 * 1024**2)
+    ('3.0 GiB', '5.0 MiB')
+    """
+    if nbytes >= 1024**3:
+        return f"{nbytes / 1024**3:.1f} GiB"
+    return f"{nbytes / 1024**2:.1f} MiB"

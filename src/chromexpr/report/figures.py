@@ -192,10 +192,14 @@ def loss_curves(history: pd.DataFrame, models: Sequence[str], *, colors: dict[st
         color = colors.get(model, "black")
         if len(h) == 1:
             ax.plot(h["epoch"], h["train_mse"], "o", color=color, label="train")
+            train_mse = float(h["train_mse"].iloc[0])
+            said = (
+                f"train MSE {train_mse:.3g}" if np.isfinite(train_mse) else "train MSE not recorded"
+            )
             ax.text(
                 0.5,
                 0.5,
-                f"fitted in one pass\ntrain MSE {float(h['train_mse'].iloc[0]):.3g}",
+                f"fitted in one pass\n{said}",
                 ha="center",
                 va="center",
                 transform=ax.transAxes,
