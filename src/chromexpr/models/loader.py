@@ -333,8 +333,7 @@ class RowLoader:
             world_size=1,
             rank=0,
         )
-        units = plain.units(0)
-        masks = plain._masks(units)
+        units, masks = plain._canonical()  # unshuffled: the order the rows come in
         gene_of_row = np.concatenate(
             [np.zeros(0, np.int64)]
             + [
